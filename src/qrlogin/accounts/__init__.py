@@ -1,0 +1,1 @@
+"""Built-in users and passwordless sign-in for the first device (email code and link)."""

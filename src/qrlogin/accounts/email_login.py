@@ -1,0 +1,187 @@
+"""Passwordless first-device sign-in by email: a 6-digit code and a link in one mail.
+
+The link's GET only shows a confirm page (mail scanners prefetch links); its POST consumes
+atomically (DESIGN.md requirement 8). A link opened in another browser hands the sign-in to the
+browser that asked, which collects it while it waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from qrlogin.accounts.mail import Mail, Mailer
+from qrlogin.core.clock import Clock
+from qrlogin.core.errors import InvalidCode, InvalidRequest
+from qrlogin.core.policy import Policy
+from qrlogin.core.tokens import (
+    code_hmac,
+    constant_time_equal,
+    new_digits,
+    new_id,
+    new_secret,
+    normalize_code,
+    sha256_hex,
+)
+from qrlogin.sessions.service import Device, IssuedSession, SessionService
+from qrlogin.store.records import EmailLogin, Session, User
+from qrlogin.store.sql import SqlStore
+
+log = logging.getLogger("qrlogin.accounts")
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(raw: str) -> str:
+    email = raw.strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise InvalidRequest("That does not look like an email address. Check it and try again.")
+    return email
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    login: EmailLogin
+    same_browser: bool
+
+
+class EmailLogins:
+    def __init__(
+        self,
+        store: SqlStore,
+        sessions: SessionService,
+        mailer: Mailer,
+        clock: Clock,
+        policy: Policy,
+        key: bytes,
+        public_url: str,
+        site_name: str,
+    ) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.mailer = mailer
+        self.clock = clock
+        self.policy = policy
+        self.key = key
+        self.public_url = public_url
+        self.site_name = site_name
+
+    async def start(
+        self, raw_email: str, device: Device, browser_token: str | None, next_url: str | None
+    ) -> None:
+        """Send one mail with a code and a link. Same reply whether or not the account exists."""
+        email = normalize_email(raw_email)
+        now = self.clock.now()
+        code = new_digits(6)
+        link_token = new_secret()
+        login_id = new_id("em")
+        await self.store.insert_email_login(
+            EmailLogin(
+                id=login_id,
+                email=email,
+                code_hmac=code_hmac(self.key, code, login_id),
+                link_hash=sha256_hex(link_token),
+                browser_hash=sha256_hex(browser_token) if browser_token else None,
+                user_agent=device.user_agent[:500],
+                ip=device.ip[:64],
+                created_at=now,
+                expires_at=now + self.policy.email_code_lifetime,
+                next=next_url,
+            )
+        )
+        minutes = int(self.policy.email_code_lifetime // 60)
+        text = (
+            f"Your {self.site_name} sign-in code is {code}\n\n"
+            f"Or open this link to sign in:\n{self.public_url}/auth/email/{link_token}\n\n"
+            f"The code and the link work once and expire in {minutes} minutes.\n"
+            "If you did not ask to sign in, ignore this mail: nobody can sign in without it.\n"
+        )
+        await self.mailer.send(Mail(email, f"{code} is your {self.site_name} sign-in code", text))
+
+    def _new_user(self, email: str) -> User:
+        return User(
+            id=new_id("usr"),
+            email=email,
+            display_name=email.split("@", 1)[0],
+            created_at=self.clock.now(),
+        )
+
+    async def _complete(
+        self, login: EmailLogin, device: Device, *, picked_up: bool = False
+    ) -> IssuedSession | None:
+        tokens: list[str] = []
+
+        def new_session(user: User) -> Session:
+            token, session = self.sessions.new_session(user, device, "email")
+            tokens.append(token)
+            return session
+
+        done = await self.store.complete_email_login(
+            login.id,
+            self.clock.now(),
+            self.policy.code_attempts,
+            self._new_user,
+            new_session,
+            picked_up=picked_up,
+        )
+        if done is None:
+            return None
+        user, session = done
+        return IssuedSession(tokens[0], session, user)
+
+    async def verify_code(self, raw_email: str, raw_code: str, device: Device) -> IssuedSession:
+        """A session for the right code; one and the same refusal for every failure."""
+        email = normalize_email(raw_email)
+        now = self.clock.now()
+        login = await self.store.latest_email_login(email, now, self.policy.code_attempts)
+        code = normalize_code(raw_code)
+        if login is None:
+            raise InvalidCode()
+        if not constant_time_equal(login.code_hmac, code_hmac(self.key, code, login.id)):
+            await self.store.fail_email_code(login.id)
+            raise InvalidCode()
+        issued = await self._complete(login, device)
+        if issued is None:
+            raise InvalidCode()
+        return issued
+
+    async def link(self, link_token: str, browser_token: str | None) -> LinkInfo | None:
+        """Look at a link without using it (GET)."""
+        login = await self.store.email_login_by_link(
+            sha256_hex(link_token), self.clock.now(), self.policy.code_attempts
+        )
+        if login is None:
+            return None
+        same = bool(
+            browser_token
+            and login.browser_hash
+            and constant_time_equal(login.browser_hash, sha256_hex(browser_token))
+        )
+        return LinkInfo(login, same)
+
+    async def confirm_link(
+        self, link_token: str, browser_token: str | None, device: Device
+    ) -> tuple[IssuedSession | None, LinkInfo | None]:
+        """POST of the link. In the browser that asked: a session here. Elsewhere: hand off to
+        the asking browser (``(None, info)``). Unknown or used: ``(None, None)``."""
+        info = await self.link(link_token, browser_token)
+        if info is None:
+            return None, None
+        if info.same_browser or info.login.browser_hash is None:
+            return await self._complete(info.login, device), info
+        ok = await self.store.confirm_email_login_elsewhere(
+            info.login.id, self.clock.now(), self.policy.code_attempts
+        )
+        return None, (info if ok else None)
+
+    async def pick_up(self, browser_token: str | None, device: Device) -> IssuedSession | None:
+        """The asking browser collects a sign-in confirmed by link on another device."""
+        if not browser_token:
+            return None
+        login = await self.store.email_login_confirmed_for_browser(
+            sha256_hex(browser_token), self.clock.now()
+        )
+        if login is None:
+            return None
+        return await self._complete(login, device, picked_up=True)

@@ -1,0 +1,95 @@
+"""``qrlogin serve | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from qrlogin.config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(Path(args.config) if args.config else None, None, **overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from qrlogin.web.app import create_app
+
+    public_url = args.public_url
+    if public_url is None and args.host in ("127.0.0.1", "localhost"):
+        public_url = f"http://127.0.0.1:{args.port}" if args.port != 8000 else None
+    settings = _settings(args, public_url=public_url, dev=True if args.dev else None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"qrlogin: serving on http://{args.host}:{args.port}  (links use {settings.public_url}; "
+        f"data in {settings.data_dir.resolve()})",
+        file=sys.stderr,
+    )
+    if args.host not in ("127.0.0.1", "localhost", "::1") and "127.0.0.1" in settings.public_url:
+        print(
+            "qrlogin: other devices cannot open 127.0.0.1 links: pass "
+            "--public-url http://<this machine's LAN address>:<port>",
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from qrlogin.store.engine import make_engine
+    from qrlogin.store.migrate import upgrade
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("qrlogin: database is up to date", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qrlogin", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the sign-in service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--public-url", help="the URL people reach this service at")
+    serve.add_argument("--dev", action="store_true", help="show mail at /dev/outbox")
+    serve.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    serve.set_defaults(func=_serve)
+    migrate = sub.add_parser("migrate", help="create or upgrade the database")
+    migrate.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    migrate.set_defaults(func=_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"qrlogin: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

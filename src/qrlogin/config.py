@@ -1,0 +1,120 @@
+"""Settings, read from ``QRLOGIN_*`` environment variables or a TOML file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+ConfirmPolicy = Literal["code", "tap", "auto"]
+CONFIRM_POLICIES: tuple[ConfirmPolicy, ...] = ("code", "tap", "auto")
+
+
+class ConfigError(ValueError):
+    """A setting has a value qrlogin cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that can be configured. Field names are the variables without ``QRLOGIN_``."""
+
+    data_dir: Path = Path(".qrlogin")
+    database_url: str | None = None
+    redis_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+    smtp_url: str | None = None
+    smtp_from: str = "qrlogin <no-reply@localhost>"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    confirm: ConfirmPolicy = "code"
+    user_code_format: Literal["digits", "base20"] = "digits"
+    trusted_proxies: tuple[str, ...] = ()
+    session_lifetime: int = 30 * 24 * 3600
+    dev: bool = False
+    site_name: str = "qrlogin"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.confirm not in CONFIRM_POLICIES:
+            raise ConfigError(
+                f"QRLOGIN_CONFIRM must be one of {', '.join(CONFIRM_POLICIES)}, not {self.confirm!r}"
+            )
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"QRLOGIN_PUBLIC_URL must start with http:// or https://, not {self.public_url!r}"
+            )
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'qrlogin.db').resolve()}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def key_bytes(self) -> bytes:
+        """The server key: configured, or generated once into the data dir and kept."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    if name in {"dev"}:
+        return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
+    if name in {"session_lifetime"}:
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"QRLOGIN_{name.upper()} must be a whole number") from exc
+    if name == "trusted_proxies":
+        if isinstance(raw, list | tuple):
+            return tuple(str(x) for x in raw)
+        return tuple(p.strip() for p in str(raw).split(",") if p.strip())
+    if name == "data_dir":
+        return Path(raw)
+    return raw
+
+
+def load_settings(
+    config_file: Path | None = None, env: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Settings from a TOML file, then ``QRLOGIN_*`` variables, then explicit overrides."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    names = {f.name for f in fields(Settings)} - {"extra"}
+    if config_file is not None:
+        with open(config_file, "rb") as f:
+            data = tomllib.load(f)
+        for key, raw in data.items():
+            if key not in names:
+                raise ConfigError(f"unknown setting {key!r} in {config_file}")
+            values[key] = _coerce(key, raw)
+    for name in names:
+        raw = env.get(f"QRLOGIN_{name.upper()}")
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw)
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = raw
+    return Settings(**values)

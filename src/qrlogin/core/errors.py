@@ -1,0 +1,138 @@
+"""Errors with stable wire codes.
+
+Each class carries the ``error`` string clients match on, the HTTP status it maps to, and a
+default message that says what happened and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class QrLoginError(Exception):
+    """Base class: ``error`` is the stable code, ``status`` the HTTP status."""
+
+    error: ClassVar[str] = "server_error"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Something went wrong on our side. Try again."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.error, "message": self.message}
+
+
+class InvalidRequest(QrLoginError):
+    """The request body or parameters are malformed."""
+
+    error = "invalid_request"
+    status = 400
+    default_message = "The request is malformed. Check the fields and try again."
+
+
+class InvalidSecret(QrLoginError):
+    """Requester calls need the request's secret; missing, wrong and unknown ids look alike."""
+
+    error = "invalid_secret"
+    status = 401
+    default_message = (
+        "This login request does not exist or the secret does not match. Start a new login request."
+    )
+
+
+class NotSignedIn(QrLoginError):
+    """An approver call came without a valid session."""
+
+    error = "not_signed_in"
+    status = 401
+    default_message = "You are not signed in. Sign in on this device first."
+
+
+class InvalidHandle(QrLoginError):
+    """Unknown, expired, rotated-out or already-claimed handles all get this one reply."""
+
+    error = "invalid_handle"
+    status = 404
+    default_message = (
+        "This code has expired or was already used. Show a new code on the other device "
+        "and scan again."
+    )
+
+
+class AuthorizationPending(QrLoginError):
+    """RFC 8628 §3.5: the approver has not approved yet."""
+
+    error = "authorization_pending"
+    status = 409
+    default_message = "Not approved yet. Wait for approval on the other device."
+
+
+class AccessDenied(QrLoginError):
+    """RFC 8628 §3.5: the request was denied or cancelled."""
+
+    error = "access_denied"
+    status = 403
+    default_message = "This sign-in was denied or cancelled. Start a new login request."
+
+
+class ExpiredToken(QrLoginError):
+    """RFC 8628 §3.5: the login request expired."""
+
+    error = "expired_token"
+    status = 410
+    default_message = "This login request expired. Start a new one."
+
+
+class AlreadyUsed(QrLoginError):
+    """Exchange is single-use."""
+
+    error = "already_used"
+    status = 409
+    default_message = "This login request was already used to sign in. Start a new one."
+
+
+class ConfirmCodeRequired(QrLoginError):
+    """Exchange needs the confirm code that the approver shows."""
+
+    error = "confirm_code_required"
+    status = 400
+    default_message = "Type the 6-digit code shown on your other device."
+
+
+class InvalidCode(QrLoginError):
+    """A typed code was wrong, unknown, expired or used: one reply for all."""
+
+    error = "invalid_code"
+    status = 400
+    default_message = "That code is not valid. Check it and try again, or request a new one."
+
+
+class InvalidState(QrLoginError):
+    """The login request is not in a state that allows this action."""
+
+    error = "invalid_state"
+    status = 409
+    default_message = "This login request can no longer be changed this way."
+
+
+class CsrfFailed(QrLoginError):
+    error = "csrf_failed"
+    status = 403
+    default_message = "The form expired. Reload the page and try again."
+
+
+class RateLimited(QrLoginError):
+    """Too many attempts; ``retry_after`` says when to try again."""
+
+    error = "rate_limited"
+    status = 429
+    default_message = "Too many attempts. Wait a little and try again."
+
+
+class NotFound(QrLoginError):
+    error = "not_found"
+    status = 404
+    default_message = "Nothing here. Check the address."

@@ -1,0 +1,52 @@
+"""Client IPs behind trusted proxies, and whether two devices share a network."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+
+def _parse(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
+    """The client's IP: the peer, or the nearest untrusted hop of ``X-Forwarded-For`` when the
+    peer is a trusted proxy. An untrusted peer's header is ignored, so it cannot be forged."""
+    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+
+    def trusted(ip: str) -> bool:
+        addr = _parse(ip)
+        return addr is not None and any(addr in net for net in networks)
+
+    current = peer or ""
+    if forwarded_for and trusted(current):
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if _parse(hop) is None:
+                break
+            current = hop
+            if not trusted(hop):
+                break
+    addr = _parse(current)
+    return str(addr) if addr is not None else current
+
+
+def same_network(a: str | None, b: str | None) -> bool:
+    """Same public IPv4 address, or the same IPv6 /64."""
+    x, y = _parse(a), _parse(b)
+    if x is None or y is None or x.version != y.version:
+        return False
+    if isinstance(x, ipaddress.IPv4Address):
+        return x == y
+    return ipaddress.ip_network(f"{x}/64", strict=False) == ipaddress.ip_network(
+        f"{y}/64", strict=False
+    )

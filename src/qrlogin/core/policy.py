@@ -1,0 +1,22 @@
+"""Lifetimes and limits. One frozen object so tests and deployments can tune them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Policy:
+    request_lifetime: float = 300.0  # a login request lives at most 5 min
+    handle_rotation: float = 30.0  # the QR's handle rotates every 30 s
+    handle_grace: float = 10.0  # the previous handle is honoured this long after rotation
+    confirm_attempts: int = 5  # wrong confirm codes before the request is burned
+    code_attempts: int = 5  # wrong tries per typed code (email code, user code)
+    email_code_lifetime: float = 600.0
+    heartbeat: float = 15.0  # SSE heartbeat; also the bound on recovering a lost event
+    long_poll_max: float = 60.0
+    session_lifetime: float = 30 * 24 * 3600.0
+    approver_failure_lockout: int = 100  # consecutive failures per account
+
+
+DEFAULT_POLICY = Policy()

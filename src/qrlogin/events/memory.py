@@ -1,0 +1,73 @@
+"""In-process event bus: the default for a single instance."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class MemorySubscription:
+    """One waiting listener: a single ``asyncio.Event``, no task, no queue."""
+
+    __slots__ = ("_bus", "_channel", "_event")
+
+    def __init__(self, bus: MemoryBus, channel: str) -> None:
+        self._bus = bus
+        self._channel = channel
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        if not self._event.is_set():
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout)
+            except TimeoutError:
+                return False
+        self._event.clear()
+        return True
+
+    def notify(self) -> None:
+        self._event.set()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self._channel, self)
+
+    def __enter__(self) -> MemorySubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._channels: dict[str, set[MemorySubscription]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._channels.clear()
+
+    async def healthy(self) -> bool:
+        return True
+
+    def deliver(self, channel: str) -> None:
+        for sub in tuple(self._channels.get(channel, ())):
+            sub.notify()
+
+    async def publish(self, channel: str, version: int) -> None:
+        self.deliver(channel)
+
+    def subscribe(self, channel: str) -> MemorySubscription:
+        sub = MemorySubscription(self, channel)
+        self._channels.setdefault(channel, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, channel: str, sub: MemorySubscription) -> None:
+        subs = self._channels.get(channel)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._channels[channel]
+
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._channels.values())

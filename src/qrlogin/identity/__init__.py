@@ -1,0 +1,5 @@
+"""Ports for "who is signed in on this approver" and "start a session for this requester".
+
+The built-in accounts and sessions are one adapter; a host app that keeps its own users and
+sessions provides another.
+"""

@@ -1,0 +1,96 @@
+"""Plain records the store hands out; one per table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+from qrlogin.core.machine import Status, effective_status
+
+
+class _Record:
+    @classmethod
+    def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class User(_Record):
+    id: str
+    email: str
+    display_name: str
+    created_at: float
+    failed_code_streak: int = 0
+    locked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class LoginRequest(_Record):
+    id: str
+    secret_hash: str
+    status: str
+    version: int
+    created_at: float
+    expires_at: float
+    handle_seq: int
+    handle_hash: str
+    handle_expires_at: float
+    device_name: str
+    user_agent: str
+    ip: str
+    reason: str | None = None
+    prev_handle_hash: str | None = None
+    prev_handle_until: float | None = None
+    user_code_hmac: str | None = None
+    user_code_seq: int = 0
+    confirm_code_hmac: str | None = None
+    confirm_attempts: int = 0
+    approver_user_id: str | None = None
+    approver_session_id: str | None = None
+    linked_by: str | None = None
+    scanned_at: float | None = None
+    approved_at: float | None = None
+    finished_at: float | None = None
+    session_id: str | None = None
+
+    def status_at(self, now: float) -> Status:
+        return effective_status(Status(self.status), self.expires_at, now)
+
+
+@dataclass(frozen=True)
+class Session(_Record):
+    id: str
+    token_hash: str
+    user_id: str
+    device_name: str
+    user_agent: str
+    ip: str
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    linked_by: str
+    revoked_at: float | None = None
+    linked_from_session_id: str | None = None
+    login_request_id: str | None = None
+
+    def active_at(self, now: float) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class EmailLogin(_Record):
+    id: str
+    email: str
+    code_hmac: str
+    link_hash: str
+    user_agent: str
+    ip: str
+    created_at: float
+    expires_at: float
+    attempts: int = 0
+    browser_hash: str | None = None
+    consumed_at: float | None = None
+    confirmed_elsewhere_at: float | None = None
+    next: str | None = None

@@ -1,0 +1,96 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/`` create the same shape.
+
+Times are float seconds since the epoch, so SQLite and PostgreSQL compare them alike.
+Secrets and tokens appear only as SHA-256 (``*_hash``), typed codes only as HMAC (``*_hmac``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+ID = 40
+HASH = 64
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("failed_code_streak", Integer, nullable=False, server_default="0"),
+    Column("locked_at", Float, nullable=True),
+)
+
+login_requests = Table(
+    "login_requests",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("secret_hash", String(HASH), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("reason", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("handle_seq", Integer, nullable=False),
+    Column("handle_hash", String(HASH), nullable=False, unique=True),
+    Column("handle_expires_at", Float, nullable=False),
+    Column("prev_handle_hash", String(HASH), nullable=True),
+    Column("prev_handle_until", Float, nullable=True),
+    Column("device_name", String(100), nullable=False),
+    Column("user_agent", String(500), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("user_code_hmac", String(HASH), nullable=True),
+    Column("user_code_seq", Integer, nullable=False, server_default="0"),
+    Column("confirm_code_hmac", String(HASH), nullable=True),
+    Column("confirm_attempts", Integer, nullable=False, server_default="0"),
+    Column("approver_user_id", String(ID), nullable=True),
+    Column("approver_session_id", String(ID), nullable=True),
+    Column("linked_by", String(16), nullable=True),
+    Column("scanned_at", Float, nullable=True),
+    Column("approved_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("session_id", String(ID), nullable=True),
+    Index("ix_login_requests_prev_handle_hash", "prev_handle_hash"),
+    Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
+    Index("ix_login_requests_expires_at", "expires_at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("token_hash", String(HASH), nullable=False, unique=True),
+    Column("user_id", String(ID), nullable=False, index=True),
+    Column("device_name", String(100), nullable=False),
+    Column("user_agent", String(500), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("linked_by", String(16), nullable=False),
+    Column("linked_from_session_id", String(ID), nullable=True),
+    # unique: a login request can start at most one session, whatever races above it
+    Column("login_request_id", String(ID), nullable=True, unique=True),
+)
+
+email_logins = Table(
+    "email_logins",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("email", String(320), nullable=False, index=True),
+    Column("code_hmac", String(HASH), nullable=False),
+    Column("link_hash", String(HASH), nullable=False, unique=True),
+    Column("browser_hash", String(HASH), nullable=True),
+    Column("user_agent", String(500), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("consumed_at", Float, nullable=True),
+    Column("confirmed_elsewhere_at", Float, nullable=True),
+    Column("next", Text, nullable=True),
+)

@@ -1,0 +1,1 @@
+"""ASGI app: JSON API, Server-Sent Events, pages, static files."""

@@ -1,0 +1,91 @@
+"""First-device sign-in by email, and the signed-in user's own session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from qrlogin.core.errors import AuthorizationPending
+from qrlogin.web import deps
+from qrlogin.web.schemas import Accepted, EmailStart, EmailVerify, ErrorBody, MeOut, SessionOut
+from qrlogin.web.security import BROWSER_HEADER, clear_cookie, require_browser_header
+from qrlogin.web.sessions import session_response
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+
+def _browser(request: Request) -> bool:
+    return request.headers.get(BROWSER_HEADER) == "browser"
+
+
+def safe_next(raw: str | None) -> str | None:
+    """Only same-site paths: ``/q/…`` yes, ``//evil.example`` or ``https://…`` no."""
+    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
+        return raw
+    return None
+
+
+@router.post(
+    "/auth/email/start",
+    status_code=202,
+    response_model=Accepted,
+    responses={400: {"model": ErrorBody}},
+)
+async def email_start(body: EmailStart, request: Request) -> dict[str, str]:
+    """Send a 6-digit code and a link. Always 202, whether or not the account exists."""
+    svc = deps.services(request)
+    browser_token = request.cookies.get(deps.cookie_names(request).browser)
+    await svc.email_logins.start(
+        body.email, deps.device_of(request), browser_token, safe_next(body.next)
+    )
+    return {"status": "sent", "message": "If the address can receive mail, a code is on its way."}
+
+
+@router.post("/auth/email/verify", response_model=SessionOut, responses={400: {"model": ErrorBody}})
+async def email_verify(body: EmailVerify, request: Request) -> Response:
+    svc = deps.services(request)
+    issued = await svc.email_logins.verify_code(body.email, body.code, deps.device_of(request))
+    return session_response(request, issued, browser=_browser(request))
+
+
+@router.post("/auth/email/pickup", response_model=SessionOut, responses={409: {"model": ErrorBody}})
+async def email_pickup(request: Request) -> Response:
+    """The browser that asked collects a sign-in confirmed by link on another device."""
+    svc = deps.services(request)
+    require_browser_header(request)
+    issued = await svc.email_logins.pick_up(
+        request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
+    )
+    if issued is None:
+        raise AuthorizationPending(
+            "Not confirmed yet. Open the link in the mail, or type the code."
+        )
+    return session_response(request, issued, browser=True)
+
+
+@router.get("/me", response_model=MeOut, responses={401: {"model": ErrorBody}})
+async def me(request: Request) -> dict[str, Any]:
+    auth = await deps.require_session(request)
+    return {
+        "user": {
+            "id": auth.user.id,
+            "display_name": auth.user.display_name,
+            "email": auth.user.email,
+        },
+        "session_id": auth.session.id,
+        "expires_at": auth.session.expires_at,
+    }
+
+
+@router.post("/logout", status_code=204, responses={401: {"model": ErrorBody}})
+async def logout(request: Request) -> Response:
+    auth = await deps.require_session(request)
+    if deps.used_cookie_session(request):
+        require_browser_header(request)
+    await deps.services(request).sessions.revoke(auth.session.id)
+    response = Response(status_code=204)
+    clear_cookie(
+        response, deps.cookie_names(request).session, https=deps.services(request).settings.https
+    )
+    return response

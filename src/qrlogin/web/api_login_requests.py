@@ -1,0 +1,155 @@
+"""Requester API: create, read (long-poll), events (SSE), exchange, cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from qrlogin.handshake.watch import changes
+from qrlogin.store.records import LoginRequest
+from qrlogin.web import deps
+from qrlogin.web.schemas import (
+    CreatedLoginRequest,
+    CreateLoginRequest,
+    ErrorBody,
+    ExchangeBody,
+    LoginRequestState,
+    SessionOut,
+)
+from qrlogin.web.security import BROWSER_HEADER, require_browser_header, set_cookie
+from qrlogin.web.sessions import session_response
+
+router = APIRouter(prefix="/api/v1/login-requests", tags=["requester"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No or wrong requester secret."},
+    400: {"model": ErrorBody},
+}
+
+
+def _is_browser(request: Request) -> bool:
+    return request.headers.get(BROWSER_HEADER) == "browser"
+
+
+async def _requester(request: Request, request_id: str) -> LoginRequest:
+    return await deps.services(request).login_requests.for_requester(
+        request_id, deps.requester_secret(request)
+    )
+
+
+def _cookie_write_check(request: Request) -> None:
+    if deps.bearer(request) is None:
+        require_browser_header(request)
+
+
+@router.post("", status_code=201, response_model=CreatedLoginRequest, responses=ERRORS)
+async def create_login_request(
+    body: CreateLoginRequest, request: Request, response: Response
+) -> dict[str, Any]:
+    """Start a login request. Browser pages (header ``Qrlogin-Client: browser``) get the
+    secret as an HttpOnly cookie instead of in the body."""
+    svc = deps.services(request)
+    created = await svc.login_requests.create(deps.device_of(request, body.device_name))
+    view = svc.login_requests.requester_view(created.request)
+    if _is_browser(request):
+        set_cookie(
+            response,
+            deps.cookie_names(request).requester,
+            created.secret,
+            https=svc.settings.https,
+            max_age=int(svc.policy.request_lifetime),
+            samesite="strict",
+        )
+        return {**view, "secret": None}
+    return {**view, "secret": created.secret}
+
+
+@router.get("/{request_id}", response_model=LoginRequestState, responses=ERRORS)
+async def get_login_request(
+    request_id: str,
+    request: Request,
+    version: int | None = Query(None, description="Long-poll: wait until the version differs."),
+    wait: float = Query(0, ge=0, description="Long-poll: seconds to wait, at most 60."),
+) -> dict[str, Any]:
+    svc = deps.services(request)
+    rec = await _requester(request, request_id)
+    lr = svc.login_requests
+    if version is not None and wait > 0 and rec.version == version:
+        if not rec.status_at(svc.clock.now()).terminal:
+            until = svc.clock.now() + min(wait, svc.policy.long_poll_max)
+            async for changed in changes(lr, rec, heartbeat=svc.policy.heartbeat, until=until):
+                if changed is not None:
+                    rec = changed
+                    break
+    return lr.requester_view(rec)
+
+
+def _sse(event: str, data: dict[str, Any], event_id: int) -> bytes:
+    return f"event: {event}\nid: {event_id}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@router.get(
+    "/{request_id}/events",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+async def login_request_events(request_id: str, request: Request) -> StreamingResponse:
+    """Server-Sent Events: ``event: state`` now and at every change; a heartbeat comment at
+    least every 15 s. The stream ends after a final state."""
+    svc = deps.services(request)
+    rec = await _requester(request, request_id)
+    lr = svc.login_requests
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"retry: 2000\n" + _sse("state", lr.requester_view(rec), rec.version)
+        if rec.status_at(svc.clock.now()).terminal:
+            return
+        async for changed in changes(lr, rec, heartbeat=svc.policy.heartbeat):
+            if changed is None:
+                yield b": heartbeat\n\n"
+            else:
+                yield _sse("state", lr.requester_view(changed), changed.version)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+@router.post(
+    "/{request_id}/session",
+    response_model=SessionOut,
+    responses={
+        **ERRORS,
+        409: {"model": ErrorBody, "description": "authorization_pending or already_used"},
+        403: {"model": ErrorBody, "description": "access_denied"},
+        410: {"model": ErrorBody, "description": "expired_token"},
+    },
+)
+async def exchange_login_request(
+    request_id: str, request: Request, body: ExchangeBody | None = None
+) -> Response:
+    """Exchange an approved request for a **new** session. Single use."""
+    svc = deps.services(request)
+    rec = await _requester(request, request_id)
+    _cookie_write_check(request)
+    issued = await svc.login_requests.exchange(
+        rec, body.confirm_code if body else None, deps.device_of(request, rec.device_name)
+    )
+    browser = deps.bearer(request) is None
+    response = session_response(request, issued, browser=browser)
+    if browser:
+        response.delete_cookie(deps.cookie_names(request).requester, path="/")
+    return response
+
+
+@router.delete("/{request_id}", response_model=LoginRequestState, responses=ERRORS)
+async def cancel_login_request(request_id: str, request: Request) -> dict[str, Any]:
+    svc = deps.services(request)
+    rec = await _requester(request, request_id)
+    _cookie_write_check(request)
+    return svc.login_requests.requester_view(await svc.login_requests.cancel(rec))

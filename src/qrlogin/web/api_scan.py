@@ -1,0 +1,58 @@
+"""Approver API: look at a scanned request, approve or deny it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from qrlogin.handshake.service import ApproverView
+from qrlogin.web import deps
+from qrlogin.web.schemas import DecisionOut, ErrorBody, ScanOut
+from qrlogin.web.security import require_browser_header
+
+router = APIRouter(prefix="/api/v1/scan", tags=["approver"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Not signed in."},
+    404: {"model": ErrorBody, "description": "Unknown, expired or already-claimed handle."},
+}
+
+
+def scan_body(request: Request, view: ApproverView) -> dict[str, Any]:
+    lr = deps.services(request).login_requests
+    return {
+        "request": lr.describe_requester(view.request, deps.ip_of(request)),
+        "status": view.status.value,
+        "handle": view.handle,
+        "confirm_code": view.confirm_code,
+    }
+
+
+@router.get("/{handle}", response_model=ScanOut, responses=ERRORS)
+async def scan(handle: str, request: Request) -> dict[str, Any]:
+    """What the approval screen shows. Marks the request scanned (idempotent) and tells the
+    requester; it never approves by itself."""
+    approver = await deps.require_approver(request)
+    view = await deps.services(request).login_requests.scan(handle, approver)
+    return scan_body(request, view)
+
+
+async def _decide(request: Request, handle: str, approve: bool) -> dict[str, Any]:
+    approver = await deps.require_approver(request)
+    if deps.used_cookie_session(request):
+        require_browser_header(request)
+    lr = deps.services(request).login_requests
+    view = await (lr.approve(handle, approver) if approve else lr.deny(handle, approver))
+    return {"status": view.status.value, "confirm_code": view.confirm_code}
+
+
+@router.post("/{handle}/approve", response_model=DecisionOut, responses=ERRORS)
+async def approve(handle: str, request: Request) -> dict[str, Any]:
+    """Approve. Under the ``code`` confirm policy the reply holds the confirm code to type on
+    the requester. Any ids in the body are ignored: the approver is who its session says."""
+    return await _decide(request, handle, True)
+
+
+@router.post("/{handle}/deny", response_model=DecisionOut, responses=ERRORS)
+async def deny(handle: str, request: Request) -> dict[str, Any]:
+    return await _decide(request, handle, False)

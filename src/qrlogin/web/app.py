@@ -1,0 +1,112 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qrlogin import __version__
+from qrlogin.config import Settings
+from qrlogin.core.clock import Clock
+from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
+from qrlogin.core.policy import Policy
+from qrlogin.services import Services, build_services
+from qrlogin.store.migrate import upgrade
+from qrlogin.web import api_auth, api_login_requests, api_scan, pages
+from qrlogin.web.security import CookieNames, SecurityHeaders
+
+log = logging.getLogger("qrlogin.web")
+STATIC = Path(__file__).with_name("static")
+
+
+def error_response(exc: QrLoginError) -> JSONResponse:
+    headers = {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+async def _collect_garbage(svc: Services) -> None:
+    while True:
+        await asyncio.sleep(60)
+        try:
+            await svc.store.collect_garbage(svc.clock.now())
+        except Exception:  # keep sweeping; the next round retries
+            log.exception("garbage collection failed")
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None
+) -> FastAPI:
+    """A complete qrlogin app. Its lifespan migrates the database and starts the event bus."""
+    services = build_services(settings, clock=clock, policy=policy)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade(services.store.engine)
+        await services.bus.start()
+        gc = asyncio.create_task(_collect_garbage(services))
+        try:
+            yield
+        finally:
+            gc.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gc
+            await services.bus.stop()
+            await services.store.close()
+
+    app = FastAPI(
+        title="qrlogin",
+        version=__version__,
+        summary="Sign in on a new device by scanning a QR code with a signed-in device.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.cookie_names = CookieNames.for_https(settings.https)
+
+    @app.exception_handler(QrLoginError)
+    async def _qrlogin_error(request: Request, exc: QrLoginError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: "
+            f"{err.get('msg', 'invalid')}"
+            for err in exc.errors()[:5]
+        )
+        return error_response(InvalidRequest(f"The request is malformed: {problems}."))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(NotFound())
+        body = {"error": "http_error", "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(QrLoginError())
+
+    app.include_router(api_login_requests.router)
+    app.include_router(api_scan.router)
+    app.include_router(api_auth.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,269 @@
+"""Server-rendered pages. Forms post back here with a CSRF token; small scripts enhance them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import segno
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from qrlogin.core.errors import InvalidHandle, QrLoginError
+from qrlogin.core.useragent import describe
+from qrlogin.sessions.service import IssuedSession
+from qrlogin.web import deps
+from qrlogin.web.api_auth import safe_next
+from qrlogin.web.api_scan import scan_body
+from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie, set_cookie
+from qrlogin.web.sessions import set_session_cookie
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    """Render with the CSRF token, the site name and the signed-in user, and make sure the
+    browser has its CSRF and browser-binding cookies."""
+    svc = deps.services(request)
+    names = deps.cookie_names(request)
+    csrf_cookie = request.cookies.get(names.csrf)
+    new_cookie = csrf_cookie is None
+    csrf_cookie = csrf_cookie or new_csrf_cookie()
+    auth = getattr(request.state, "auth", None)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "site_name": svc.settings.site_name,
+            "csrf": csrf_token(svc.key, csrf_cookie),
+            "user": auth.user if auth else None,
+            "dev": svc.settings.dev,
+            "public_url": svc.settings.public_url,
+            **ctx,
+        },
+        status_code=status_code,
+    )
+    https = svc.settings.https
+    if new_cookie:
+        set_cookie(response, names.csrf, csrf_cookie, https=https, max_age=None, samesite="strict")
+    if names.browser not in request.cookies:
+        set_cookie(response, names.browser, new_csrf_cookie(), https=https, max_age=86400)
+    return response
+
+
+async def form_with_csrf(request: Request) -> dict[str, str]:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    svc = deps.services(request)
+    check_csrf(svc.key, request.cookies.get(deps.cookie_names(request).csrf), values.get("csrf"))
+    return values
+
+
+def message(request: Request, title: str, text: str, status_code: int = 200) -> HTMLResponse:
+    return render(request, "message.html", status_code, title=title, text=text)
+
+
+def signed_in_redirect(request: Request, issued: IssuedSession, to: str) -> Response:
+    response = RedirectResponse(to, status_code=303)
+    set_session_cookie(request, response, issued)
+    return response
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    auth = await deps.current_session(request)
+    return RedirectResponse("/account" if auth else "/login", status_code=303)
+
+
+# -- requester ----------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    public_url = deps.services(request).settings.public_url
+    return render(request, "login.html", link_url=f"{public_url}/link")
+
+
+@router.get("/api/v1/login-requests/{request_id}/qr.svg", tags=["requester"])
+async def qr_svg(request_id: str, request: Request) -> Response:
+    """The current QR as SVG, for the requester only (it holds the live handle)."""
+    svc = deps.services(request)
+    rec = await svc.login_requests.for_requester(request_id, deps.requester_secret(request))
+    url = svc.login_requests.qr_url(rec)
+    qr = segno.make(url, error="q", micro=False)
+    svg = qr.svg_inline(scale=6, border=4, dark="#000", light="#fff", title=url)
+    return Response(svg, media_type="image/svg+xml")
+
+
+# -- approver ------------------------------------------------------------------------------
+
+
+def _signin_redirect(path: str) -> Response:
+    return RedirectResponse(f"/signin?next={quote(path, safe='/')}", status_code=303)
+
+
+async def _approval_page(request: Request, handle: str, action: str | None = None) -> Response:
+    approver = await deps.require_approver(request)
+    lr = deps.services(request).login_requests
+    try:
+        if action == "approve":
+            view = await lr.approve(handle, approver)
+        elif action == "deny":
+            view = await lr.deny(handle, approver)
+        else:
+            view = await lr.scan(handle, approver)
+    except InvalidHandle as exc:
+        return message(request, "This code cannot be used", exc.message, 404)
+    body = scan_body(request, view)
+    return render(
+        request,
+        "approve.html",
+        handle=handle,
+        req=body["request"],
+        status=body["status"],
+        confirm_code=body["confirm_code"],
+    )
+
+
+@router.get("/q/{handle}")
+async def approve_page(handle: str, request: Request) -> Response:
+    if await deps.current_session(request) is None:
+        return _signin_redirect(f"/q/{handle}")
+    return await _approval_page(request, handle)
+
+
+@router.post("/q/{handle}/{action}")
+async def approve_form(handle: str, action: str, request: Request) -> Response:
+    await form_with_csrf(request)
+    if action not in ("approve", "deny"):
+        return message(request, "Not found", "Nothing here. Check the address.", 404)
+    if await deps.current_session(request) is None:
+        return _signin_redirect(f"/q/{handle}")
+    return await _approval_page(request, handle, action)
+
+
+# -- first device: email -------------------------------------------------------------------
+
+
+@router.get("/signin")
+async def signin_page(request: Request, next: str | None = None) -> Response:
+    return render(request, "signin.html", next=safe_next(next) or "", email="", step="email")
+
+
+@router.post("/signin")
+async def signin_start(request: Request) -> Response:
+    form = await form_with_csrf(request)
+    svc = deps.services(request)
+    nxt = safe_next(form.get("next")) or ""
+    email = form.get("email", "")
+    try:
+        await svc.email_logins.start(
+            email,
+            deps.device_of(request),
+            request.cookies.get(deps.cookie_names(request).browser),
+            nxt or None,
+        )
+    except QrLoginError as exc:
+        return render(
+            request, "signin.html", 400, next=nxt, email=email, step="email", error=exc.message
+        )
+    return render(request, "signin.html", next=nxt, email=email, step="code")
+
+
+@router.post("/signin/code")
+async def signin_code(request: Request) -> Response:
+    form = await form_with_csrf(request)
+    svc = deps.services(request)
+    nxt = safe_next(form.get("next")) or "/account"
+    email = form.get("email", "")
+    try:
+        issued = await svc.email_logins.verify_code(
+            email, form.get("code", ""), deps.device_of(request)
+        )
+    except QrLoginError as exc:
+        return render(
+            request, "signin.html", 400, next=nxt, email=email, step="code", error=exc.message
+        )
+    return signed_in_redirect(request, issued, nxt)
+
+
+@router.get("/auth/email/{token}")
+async def email_link_page(token: str, request: Request) -> Response:
+    """Shows a confirm button and changes nothing: mail scanners fetch links."""
+    svc = deps.services(request)
+    browser_token = request.cookies.get(deps.cookie_names(request).browser)
+    info = await svc.email_logins.link(token, browser_token)
+    if info is None:
+        return message(
+            request,
+            "This link cannot be used",
+            "It has expired or was already used. Ask for a new one on the sign-in page.",
+            404,
+        )
+    browser, system = describe(info.login.user_agent)
+    return render(
+        request,
+        "email_link.html",
+        token=token,
+        email=info.login.email,
+        same_browser=info.same_browser,
+        asked_from=f"{browser} on {system}",
+        asked_ip=info.login.ip,
+    )
+
+
+@router.post("/auth/email/{token}")
+async def email_link_confirm(token: str, request: Request) -> Response:
+    await form_with_csrf(request)
+    svc = deps.services(request)
+    issued, info = await svc.email_logins.confirm_link(
+        token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
+    )
+    if issued is not None and info is not None:
+        return signed_in_redirect(request, issued, safe_next(info.login.next) or "/account")
+    if info is not None:
+        return message(
+            request,
+            "Confirmed",
+            "You are now signed in on the browser where you asked for this link. "
+            "You can close this tab.",
+        )
+    return message(
+        request,
+        "This link cannot be used",
+        "It has expired or was already used. Ask for a new one on the sign-in page.",
+        404,
+    )
+
+
+# -- signed in -----------------------------------------------------------------------------
+
+
+@router.get("/account")
+async def account_page(request: Request) -> Response:
+    auth = await deps.current_session(request)
+    if auth is None:
+        return _signin_redirect("/account")
+    return render(request, "account.html", session=auth.session)
+
+
+@router.post("/logout")
+async def logout_form(request: Request) -> Response:
+    await form_with_csrf(request)
+    auth = await deps.current_session(request)
+    if auth is not None:
+        await deps.services(request).sessions.revoke(auth.session.id)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(deps.cookie_names(request).session, path="/")
+    return response
+
+
+@router.get("/dev/outbox")
+async def dev_outbox(request: Request) -> Response:
+    svc = deps.services(request)
+    if not svc.settings.dev or svc.outbox is None:
+        return message(request, "Not found", "Nothing here. Check the address.", 404)
+    return render(request, "outbox.html", mails=list(svc.outbox.outbox))

@@ -1,0 +1,100 @@
+"""Request and response bodies of the JSON API (they make /openapi.json)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Stable machine-readable code.")
+    message: str = Field(description="What happened and what to do next.")
+
+
+class CreateLoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device_name: str | None = Field(default=None, max_length=100)
+
+
+class LoginRequestState(BaseModel):
+    id: str
+    status: str
+    version: int
+    expires_at: float
+    reason: str | None = None
+    qr_url: str | None = Field(None, description="Present while pending: what the QR encodes.")
+    qr_expires_at: float | None = None
+    user_code: str | None = Field(None, description="Present while pending: the code to type.")
+    approver_device: str | None = None
+    confirm_code_required: bool = False
+
+
+class CreatedLoginRequest(LoginRequestState):
+    secret: str | None = Field(
+        None, description="The requester secret. Browser clients get an HttpOnly cookie instead."
+    )
+
+
+class ExchangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm_code: str | None = Field(default=None, max_length=20)
+
+
+class UserOut(BaseModel):
+    id: str
+    display_name: str
+    email: str | None = None
+
+
+class SessionOut(BaseModel):
+    access_token: str | None = Field(
+        None, description="Omitted for browser clients, which get the session cookie."
+    )
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+    user: UserOut
+
+
+class RequesterInfo(BaseModel):
+    id: str
+    device_name: str
+    browser: str
+    os: str
+    ip: str
+    created_at: float
+    age_seconds: int
+    same_network: bool
+
+
+class ScanOut(BaseModel):
+    request: RequesterInfo
+    status: str
+    handle: str
+    confirm_code: str | None = None
+
+
+class DecisionOut(BaseModel):
+    status: str
+    confirm_code: str | None = None
+
+
+class EmailStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=320)
+    next: str | None = Field(default=None, max_length=500)
+
+
+class EmailVerify(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=320)
+    code: str = Field(max_length=20)
+
+
+class Accepted(BaseModel):
+    status: str = "sent"
+    message: str
+
+
+class MeOut(BaseModel):
+    user: UserOut
+    session_id: str
+    expires_at: float
