@@ -40,9 +40,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.confirm not in CONFIRM_POLICIES:
-            raise ConfigError(
-                f"QRLOGIN_CONFIRM must be one of {', '.join(CONFIRM_POLICIES)}, not {self.confirm!r}"
-            )
+            allowed = ", ".join(CONFIRM_POLICIES)
+            raise ConfigError(f"QRLOGIN_CONFIRM must be one of {allowed}, not {self.confirm!r}")
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"QRLOGIN_PUBLIC_URL must start with http:// or https://, not {self.public_url!r}"
