@@ -68,7 +68,10 @@ def smtp_sink() -> Iterator[SmtpSink]:
 def live_server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[..., LiveServer]]:
-    """Factory: `live_server(**settings_overrides) -> LiveServer` (`.url`, `.settings`).
+    """Factory: `live_server(*, app_kwargs=None, **settings_overrides) -> LiveServer`.
+
+    The LiveServer has `.url`, `.settings`, `.app` and `.port`; `app_kwargs` go to
+    `create_app(settings, **app_kwargs)` (e.g. a fake clock).
 
     Each call starts one real uvicorn on its own free port, with its own data dir
     under tmp_path, public_url = its own URL, dev=True, and smtp_url pointing at
@@ -82,7 +85,7 @@ def live_server(
 
     servers: list[LiveServer] = []
 
-    def start(**overrides: Any) -> LiveServer:
+    def start(*, app_kwargs: dict[str, Any] | None = None, **overrides: Any) -> LiveServer:
         data_dir = tmp_path / f"server{len(servers)}"
         data_dir.mkdir()
 
@@ -92,7 +95,7 @@ def live_server(
                 kwargs["smtp_url"] = request.getfixturevalue("smtp_sink").url
             kwargs.update(overrides)
             settings = Settings(**kwargs)
-            return settings, create_app(settings)
+            return settings, create_app(settings, **(app_kwargs or {}))
 
         server = start_live_server(make_app)
         servers.append(server)
