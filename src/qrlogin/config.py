@@ -35,6 +35,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     session_lifetime: int = 30 * 24 * 3600
     dev: bool = False
+    rate_limits: bool = True
     site_name: str = "qrlogin"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,11 +76,11 @@ class Settings:
         return path.read_text().strip().encode()
 
 
-_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_TRUE = {"1", "true", "yes", "on"}  # anything else ("0", "off", "false") is false
 
 
 def _coerce(name: str, raw: Any) -> Any:
-    if name in {"dev"}:
+    if name in {"dev", "rate_limits"}:
         return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
     if name in {"session_lifetime"}:
         try:

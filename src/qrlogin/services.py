@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qrlogin.accounts.email_login import EmailLogins
+from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.accounts.mail import Mailer, OutboxMailer, SmtpMailer, parse_smtp_url
 from qrlogin.config import Settings
 from qrlogin.core.clock import Clock, SystemClock
@@ -12,6 +13,7 @@ from qrlogin.core.policy import Policy
 from qrlogin.events.memory import MemoryBus
 from qrlogin.events.port import EventBus
 from qrlogin.handshake.service import LoginRequests
+from qrlogin.limiter import UNLIMITED, Limits, RateLimiter
 from qrlogin.sessions.service import SessionService
 from qrlogin.store.engine import make_engine
 from qrlogin.store.sql import SqlStore
@@ -29,6 +31,8 @@ class Services:
     sessions: SessionService
     login_requests: LoginRequests
     email_logins: EmailLogins
+    limiter: RateLimiter
+    guard: AccountGuard
     outbox: OutboxMailer | None = field(default=None)
 
 
@@ -50,6 +54,8 @@ def build_services(
     else:
         mailer = outbox = OutboxMailer()
     sessions = SessionService(store, clock, policy)
+    limiter = RateLimiter(Limits() if settings.rate_limits else UNLIMITED)
+    guard = AccountGuard(store, mailer, clock, policy, settings.site_name)
     login_requests = LoginRequests(
         store,
         bus,
@@ -60,9 +66,20 @@ def build_services(
         public_url=settings.public_url,
         confirm=settings.confirm,
         user_code_format=settings.user_code_format,
+        limiter=limiter,
+        guard=guard,
     )
     email_logins = EmailLogins(
-        store, sessions, mailer, clock, policy, key, settings.public_url, settings.site_name
+        store,
+        sessions,
+        mailer,
+        clock,
+        policy,
+        key,
+        settings.public_url,
+        settings.site_name,
+        limiter,
+        guard,
     )
     return Services(
         settings=settings,
@@ -75,5 +92,7 @@ def build_services(
         sessions=sessions,
         login_requests=login_requests,
         email_logins=email_logins,
+        limiter=limiter,
+        guard=guard,
         outbox=outbox,
     )

@@ -11,6 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidCode, InvalidRequest
@@ -24,6 +25,7 @@ from qrlogin.core.tokens import (
     normalize_code,
     sha256_hex,
 )
+from qrlogin.limiter import RateLimiter
 from qrlogin.sessions.service import Device, IssuedSession, SessionService
 from qrlogin.store.records import EmailLogin, Session, User
 from qrlogin.store.sql import SqlStore
@@ -57,6 +59,8 @@ class EmailLogins:
         key: bytes,
         public_url: str,
         site_name: str,
+        limiter: RateLimiter,
+        guard: AccountGuard,
     ) -> None:
         self.store = store
         self.sessions = sessions
@@ -66,12 +70,19 @@ class EmailLogins:
         self.key = key
         self.public_url = public_url
         self.site_name = site_name
+        self.limiter = limiter
+        self.guard = guard
 
     async def start(
         self, raw_email: str, device: Device, browser_token: str | None, next_url: str | None
     ) -> None:
         """Send one mail with a code and a link. Same reply whether or not the account exists."""
         email = normalize_email(raw_email)
+        await self.limiter.reserve_all(
+            ("email_start_per_ip", (device.ip,)),
+            ("email_start_per_address", (email,)),
+            ("email_start_global", ()),
+        )
         now = self.clock.now()
         code = new_digits(6)
         link_token = new_secret()
@@ -133,17 +144,26 @@ class EmailLogins:
     async def verify_code(self, raw_email: str, raw_code: str, device: Device) -> IssuedSession:
         """A session for the right code; one and the same refusal for every failure."""
         email = normalize_email(raw_email)
+        await self.limiter.reserve_all(
+            ("email_verify_per_ip", (device.ip,)), ("email_verify_global", ())
+        )
+        user = await self.store.user_by_email(email)
+        if user is not None:
+            await self.guard.check(user)
         now = self.clock.now()
         login = await self.store.latest_email_login(email, now, self.policy.code_attempts)
         code = normalize_code(raw_code)
-        if login is None:
-            raise InvalidCode()
-        if not constant_time_equal(login.code_hmac, code_hmac(self.key, code, login.id)):
-            await self.store.fail_email_code(login.id)
-            raise InvalidCode()
-        issued = await self._complete(login, device)
+        right = login is not None and constant_time_equal(
+            login.code_hmac, code_hmac(self.key, code, login.id)
+        )
+        issued = await self._complete(login, device) if login is not None and right else None
         if issued is None:
+            if login is not None and not right:
+                await self.store.fail_email_code(login.id)
+            if user is not None:
+                await self.guard.failed(user)
             raise InvalidCode()
+        await self.guard.succeeded(issued.user)
         return issued
 
     async def link(self, link_token: str, browser_token: str | None) -> LinkInfo | None:

@@ -132,6 +132,17 @@ class RateLimited(QrLoginError):
     default_message = "Too many attempts. Wait a little and try again."
 
 
+class AccountLocked(QrLoginError):
+    """Too many consecutive wrong codes for this account (NIST SP 800-63B §5.2.2)."""
+
+    error = "account_locked"
+    status = 429
+    default_message = (
+        "Too many wrong codes were entered for this account, so it is locked for a while. "
+        "We sent a notice to its email address. Try again later."
+    )
+
+
 class NotFound(QrLoginError):
     error = "not_found"
     status = 404

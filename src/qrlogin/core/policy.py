@@ -16,7 +16,8 @@ class Policy:
     heartbeat: float = 15.0  # SSE heartbeat; also the bound on recovering a lost event
     long_poll_max: float = 60.0
     session_lifetime: float = 30 * 24 * 3600.0
-    approver_failure_lockout: int = 100  # consecutive failures per account
+    account_failure_lockout: int = 100  # consecutive wrong codes before an account locks
+    account_lockout: float = 3600.0  # how long a locked account stays locked
 
 
 DEFAULT_POLICY = Policy()

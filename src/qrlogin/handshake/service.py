@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core import codes
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import (
@@ -13,6 +14,7 @@ from qrlogin.core.errors import (
     InvalidHandle,
     InvalidSecret,
     QrLoginError,
+    RateLimited,
 )
 from qrlogin.core.machine import Action, Status
 from qrlogin.core.network import same_network
@@ -30,6 +32,7 @@ from qrlogin.core.useragent import describe
 from qrlogin.events.port import EventBus, login_request_channel
 from qrlogin.handshake.refusals import exchange_refusal
 from qrlogin.identity.ports import Approver
+from qrlogin.limiter import RateLimiter
 from qrlogin.sessions.service import Device, IssuedSession, SessionService
 from qrlogin.store.records import LoginRequest
 from qrlogin.store.sql import SqlStore
@@ -66,6 +69,8 @@ class LoginRequests:
         public_url: str,
         confirm: str,
         user_code_format: codes.UserCodeFormat,
+        limiter: RateLimiter,
+        guard: AccountGuard,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -76,6 +81,8 @@ class LoginRequests:
         self.public_url = public_url
         self.confirm = confirm
         self.user_code_format: codes.UserCodeFormat = user_code_format
+        self.limiter = limiter
+        self.guard = guard
 
     # -- derived values --------------------------------------------------------------------
 
@@ -97,7 +104,17 @@ class LoginRequests:
     # -- requester -------------------------------------------------------------------------
 
     async def create(self, device: Device) -> Created:
+        await self.limiter.reserve_all(("create_per_ip", (device.ip,)), ("create_global", ()))
         now = self.clock.now()
+        if (
+            await self.store.count_pending_by_ip(device.ip, now)
+            >= self.limiter.rules.pending_per_ip
+        ):
+            raise RateLimited(
+                "Too many sign-ins are waiting from your network. Finish or cancel one, "
+                "or wait a minute.",
+                retry_after=60,
+            )
         request_id = new_id("lr")
         secret = new_secret()
         seq = 0
@@ -262,13 +279,34 @@ class LoginRequests:
             raise InvalidHandle()
         return rec
 
-    async def by_user_code(self, raw_code: str) -> LoginRequest | None:
-        code = codes.plausible_user_code(raw_code, self.user_code_format)
-        if code is None:
-            return None
-        return await self.store.login_request_by_user_code(
-            self._user_code_hmac(code), self.clock.now()
+    async def link(self, raw_code: str, approver: Approver) -> ApproverView:
+        """The approver typed a requester's user code (RFC 8628 §3.3): claim that request as a
+        scan would. Unknown, expired, used and wrong codes all get one reply."""
+        user = await self.store.get_user(approver.user_id)
+        if user is None:
+            raise InvalidCode()
+        await self.guard.check(user)
+        await self.limiter.reserve_all(
+            ("link_per_account", (user.id,)),
+            ("link_per_ip", (approver.ip,)),
+            ("link_global", ()),
         )
+        code = codes.plausible_user_code(raw_code, self.user_code_format)
+        rec = None
+        if code is not None:
+            rec = await self.store.login_request_by_user_code(
+                self._user_code_hmac(code), self.clock.now()
+            )
+        if rec is None:
+            await self.guard.failed(user)
+            raise InvalidCode()
+        try:
+            view = await self.claim(rec, approver, via="user_code")
+        except InvalidHandle:
+            await self.guard.failed(user)
+            raise InvalidCode() from None
+        await self.guard.succeeded(user)
+        return view
 
     def _claimed_by(self, rec: LoginRequest, approver: Approver) -> bool:
         return rec.approver_session_id == approver.session_id

@@ -11,7 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -160,7 +171,42 @@ class SqlStore:
             )
         return LoginRequest.from_mapping(row) if row else None
 
+    async def count_pending_by_ip(self, ip: str, now: float) -> int:
+        async with self.engine.connect() as conn:
+            n = await conn.scalar(
+                select(func.count())
+                .select_from(login_requests)
+                .where(_LR.ip == ip, _LR.status == Status.PENDING.value, _LR.expires_at > now)
+            )
+        return int(n or 0)
+
     # -- users -----------------------------------------------------------------------------
+
+    async def record_code_failure(self, user_id: str, now: float, threshold: int) -> User | None:
+        """One more consecutive wrong code for the account; the ``threshold``-th locks it.
+        One statement, so concurrent failures count exactly."""
+        c = users.c
+        locks = and_(c.failed_code_streak + 1 >= threshold, c.locked_at.is_(None))
+        async with self.engine.begin() as conn:
+            row = await self._update(
+                conn,
+                users,
+                c.id == user_id,
+                {
+                    "failed_code_streak": c.failed_code_streak + 1,
+                    "locked_at": case((locks, now), else_=c.locked_at),
+                },
+            )
+        return User.from_mapping(row) if row else None
+
+    async def reset_code_failures(self, user_id: str) -> None:
+        c = users.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(c.id == user_id, c.failed_code_streak != 0)
+                .values(failed_code_streak=0, locked_at=None)
+            )
 
     async def get_user(self, user_id: str) -> User | None:
         row = await self._one(users, users.c.id == user_id)

@@ -56,6 +56,7 @@ login_requests = Table(
     Index("ix_login_requests_prev_handle_hash", "prev_handle_hash"),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
     Index("ix_login_requests_expires_at", "expires_at"),
+    Index("ix_login_requests_ip", "ip"),
 )
 
 sessions = Table(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from qrlogin.handshake.service import ApproverView
 from qrlogin.web import deps
-from qrlogin.web.schemas import DecisionOut, ErrorBody, ScanOut
+from qrlogin.web.schemas import DecisionOut, ErrorBody, LinkBody, ScanOut
 from qrlogin.web.security import require_browser_header
 
 router = APIRouter(prefix="/api/v1/scan", tags=["approver"])
@@ -56,3 +56,25 @@ async def approve(handle: str, request: Request) -> dict[str, Any]:
 @router.post("/{handle}/deny", response_model=DecisionOut, responses=ERRORS)
 async def deny(handle: str, request: Request) -> dict[str, Any]:
     return await _decide(request, handle, False)
+
+
+link_router = APIRouter(prefix="/api/v1", tags=["approver"])
+
+
+@link_router.post(
+    "/link",
+    response_model=ScanOut,
+    responses={
+        **ERRORS,
+        400: {"model": ErrorBody, "description": "invalid_code: one reply for every bad code"},
+        429: {"model": ErrorBody, "description": "rate_limited or account_locked"},
+    },
+)
+async def link(body: LinkBody, request: Request) -> dict[str, Any]:
+    """The approver types the user code a camera-less requester shows (RFC 8628 §3.3). The
+    reply is the approval screen's data, handle included; approve or deny by that handle."""
+    approver = await deps.require_approver(request)
+    if deps.used_cookie_session(request):
+        require_browser_header(request)
+    view = await deps.services(request).login_requests.link(body.user_code, approver)
+    return scan_body(request, view)

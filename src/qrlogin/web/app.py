@@ -100,6 +100,7 @@ def create_app(
 
     app.include_router(api_login_requests.router)
     app.include_router(api_scan.router)
+    app.include_router(api_scan.link_router)
     app.include_router(api_auth.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
 from qrlogin.core.useragent import describe
+from qrlogin.handshake.service import ApproverView
 from qrlogin.sessions.service import IssuedSession
 from qrlogin.web import deps
 from qrlogin.web.api_auth import safe_next
@@ -105,6 +106,18 @@ def _signin_redirect(path: str) -> Response:
     return RedirectResponse(f"/signin?next={quote(path, safe='/')}", status_code=303)
 
 
+def _approval(request: Request, view: ApproverView) -> Response:
+    body = scan_body(request, view)
+    return render(
+        request,
+        "approve.html",
+        handle=body["handle"],
+        req=body["request"],
+        status=body["status"],
+        confirm_code=body["confirm_code"],
+    )
+
+
 async def _approval_page(request: Request, handle: str, action: str | None = None) -> Response:
     approver = await deps.require_approver(request)
     lr = deps.services(request).login_requests
@@ -117,15 +130,33 @@ async def _approval_page(request: Request, handle: str, action: str | None = Non
             view = await lr.scan(handle, approver)
     except InvalidHandle as exc:
         return message(request, "This code cannot be used", exc.message, 404)
-    body = scan_body(request, view)
-    return render(
-        request,
-        "approve.html",
-        handle=handle,
-        req=body["request"],
-        status=body["status"],
-        confirm_code=body["confirm_code"],
-    )
+    return _approval(request, view)
+
+
+@router.get("/link")
+async def link_page(request: Request) -> Response:
+    """Where an approver types the code a camera-less device shows."""
+    if await deps.current_session(request) is None:
+        return _signin_redirect("/link")
+    return render(request, "link.html", code="")
+
+
+@router.post("/link")
+async def link_form(request: Request) -> Response:
+    form = await form_with_csrf(request)
+    if await deps.current_session(request) is None:
+        return _signin_redirect("/link")
+    approver = await deps.require_approver(request)
+    code = form.get("user_code", "")
+    try:
+        view = await deps.services(request).login_requests.link(code, approver)
+    except QrLoginError as exc:
+        status = exc.status if exc.status in (400, 429) else 400
+        response = render(request, "link.html", status, code=code, error=exc.message)
+        if exc.retry_after is not None:
+            response.headers["retry-after"] = str(exc.retry_after)
+        return response
+    return _approval(request, view)
 
 
 @router.get("/q/{handle}")

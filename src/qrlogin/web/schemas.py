@@ -72,6 +72,11 @@ class ScanOut(BaseModel):
     confirm_code: str | None = None
 
 
+class LinkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_code: str = Field(max_length=32, description="As shown: spaces, dashes and case ignored.")
+
+
 class DecisionOut(BaseModel):
     status: str
     confirm_code: str | None = None

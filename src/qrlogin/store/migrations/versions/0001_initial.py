@@ -67,6 +67,7 @@ def upgrade() -> None:
     op.create_index("ix_login_requests_prev_handle_hash", "login_requests", ["prev_handle_hash"])
     op.create_index("ix_login_requests_user_code_hmac", "login_requests", ["user_code_hmac"])
     op.create_index("ix_login_requests_expires_at", "login_requests", ["expires_at"])
+    op.create_index("ix_login_requests_ip", "login_requests", ["ip"])
     op.create_table(
         "sessions",
         _id("id", primary_key=True),

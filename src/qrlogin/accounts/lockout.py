@@ -1,0 +1,66 @@
+"""Consecutive wrong codes per account: after 100 the account locks for a while and its owner
+gets a notice (DESIGN.md requirement 6; NIST SP 800-63B §5.2.2)."""
+
+from __future__ import annotations
+
+import logging
+
+from qrlogin.accounts.mail import Mail, Mailer
+from qrlogin.core.clock import Clock
+from qrlogin.core.errors import AccountLocked
+from qrlogin.core.policy import Policy
+from qrlogin.store.records import User
+from qrlogin.store.sql import SqlStore
+
+log = logging.getLogger("qrlogin.accounts")
+
+
+class AccountGuard:
+    def __init__(
+        self, store: SqlStore, mailer: Mailer, clock: Clock, policy: Policy, site_name: str
+    ) -> None:
+        self.store = store
+        self.mailer = mailer
+        self.clock = clock
+        self.policy = policy
+        self.site_name = site_name
+
+    def _retry_after(self, user: User) -> int | None:
+        if user.locked_at is None:
+            return None
+        left = user.locked_at + self.policy.account_lockout - self.clock.now()
+        return int(left) + 1 if left > 0 else None
+
+    async def check(self, user: User) -> None:
+        """Refuse while the account is locked; clear an expired lock."""
+        retry = self._retry_after(user)
+        if retry is not None:
+            raise AccountLocked(retry_after=retry)
+        if user.locked_at is not None:
+            await self.store.reset_code_failures(user.id)
+
+    async def failed(self, user: User) -> None:
+        """Count a wrong code; lock and notify on the threshold."""
+        updated = await self.store.record_code_failure(
+            user.id, self.clock.now(), self.policy.account_failure_lockout
+        )
+        if updated is None or updated.locked_at is None or user.locked_at is not None:
+            return
+        if updated.failed_code_streak != self.policy.account_failure_lockout:
+            return  # only the failure that locked it sends the notice
+        log.warning("account locked after repeated wrong codes", extra={"user_id": user.id})
+        minutes = int(self.policy.account_lockout // 60)
+        await self.mailer.send(
+            Mail(
+                user.email,
+                f"Your {self.site_name} account was locked",
+                f"Someone typed {self.policy.account_failure_lockout} wrong codes in a row for "
+                f"your {self.site_name} account, so we locked it for {minutes} minutes.\n\n"
+                "If that was not you, nothing was lost: no code was accepted. If it keeps "
+                "happening, sign out your other devices from your account page.\n",
+            )
+        )
+
+    async def succeeded(self, user: User) -> None:
+        if user.failed_code_streak:
+            await self.store.reset_code_failures(user.id)
