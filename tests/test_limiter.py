@@ -1,0 +1,103 @@
+"""The rate limiter (DESIGN.md requirement 6): refusals carry a retry time, and counters stay
+exact however many callers race for the same rule."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+from limits import parse
+
+from qrlogin.core.errors import RateLimited
+from qrlogin.limiter import UNLIMITED, Limits, RateLimiter
+
+
+def limiter(**rules: str | int) -> RateLimiter:
+    return RateLimiter(replace(Limits(), **rules))
+
+
+async def test_reserve_refuses_past_the_limit_with_retry_after() -> None:
+    rl = limiter(create_per_ip="3 per minute")
+    for _ in range(3):
+        await rl.reserve("create_per_ip", "10.0.0.1")
+
+    with pytest.raises(RateLimited) as caught:
+        await rl.reserve("create_per_ip", "10.0.0.1")
+
+    exc = caught.value
+    assert exc.status == 429
+    assert exc.error == "rate_limited"
+    assert isinstance(exc.retry_after, int)
+    assert 1 <= exc.retry_after <= 60
+    assert str(exc.retry_after) in exc.message
+    assert exc.to_dict() == {"error": "rate_limited", "message": exc.message}
+    assert rl.refusals == 1
+
+
+async def test_identifiers_and_rules_count_separately() -> None:
+    rl = limiter(create_per_ip="2 per minute", link_per_ip="2 per minute")
+    for _ in range(2):
+        await rl.reserve("create_per_ip", "10.0.0.1")
+    with pytest.raises(RateLimited):
+        await rl.reserve("create_per_ip", "10.0.0.1")
+
+    # another IP, and another rule for the same IP, have their own counters
+    await rl.reserve("create_per_ip", "10.0.0.2")
+    await rl.reserve("link_per_ip", "10.0.0.1")
+    await rl.reserve("link_per_ip", "10.0.0.1")
+    with pytest.raises(RateLimited):
+        await rl.reserve("link_per_ip", "10.0.0.1")
+    assert rl.refusals == 2
+
+
+async def test_reserve_all_stops_at_the_first_refusal() -> None:
+    rl = limiter(link_per_account="1 per minute", link_per_ip="5 per minute")
+    checks = (("link_per_account", ("usr_1",)), ("link_per_ip", ("10.0.0.1",)))
+    await rl.reserve_all(*checks)
+    with pytest.raises(RateLimited):
+        await rl.reserve_all(*checks)
+
+    # the refused call did not spend the per-IP allowance: 5 - 1 are left
+    stats = await rl.limiter.get_window_stats(parse("5 per minute"), "link_per_ip", "10.0.0.1")
+    assert stats.remaining == 4
+
+
+async def test_counters_are_exact_under_100_concurrent_reserves() -> None:
+    rl = limiter(email_verify_per_ip="10 per minute")
+
+    async def attempt() -> bool:
+        try:
+            await rl.reserve("email_verify_per_ip", "192.0.2.7")
+        except RateLimited as exc:
+            assert exc.retry_after is not None and exc.retry_after >= 1
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt() for _ in range(100)))
+
+    assert results.count(True) == 10
+    assert results.count(False) == 90
+    assert rl.refusals == 90
+    stats = await rl.limiter.get_window_stats(
+        parse("10 per minute"), "email_verify_per_ip", "192.0.2.7"
+    )
+    assert stats.remaining == 0
+
+
+async def test_100_concurrent_reserves_under_a_high_limit_count_exactly_100() -> None:
+    rl = limiter(link_global="1000 per minute")
+
+    await asyncio.gather(*(rl.reserve("link_global") for _ in range(100)))
+
+    stats = await rl.limiter.get_window_stats(parse("1000 per minute"), "link_global")
+    assert stats.remaining == 900
+    assert rl.refusals == 0
+
+
+async def test_unlimited_never_refuses() -> None:
+    rl = RateLimiter(UNLIMITED)
+    await asyncio.gather(
+        *(rl.reserve("email_start_per_address", "a@example.com") for _ in range(200))
+    )
+    assert rl.refusals == 0
