@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -95,8 +96,21 @@ async def qr_svg(request_id: str, request: Request) -> Response:
     rec = await svc.login_requests.for_requester(request_id, deps.requester_secret(request))
     url = svc.login_requests.qr_url(rec)
     qr = segno.make(url, error="q", micro=False)
-    svg = qr.svg_inline(scale=6, border=4, dark="#000", light="#fff", title=url)
-    return Response(svg, media_type="image/svg+xml")
+    buf = io.BytesIO()
+    # a complete SVG document (with its namespace), black on white with a 4-module quiet zone
+    qr.save(
+        buf,
+        kind="svg",
+        scale=6,
+        border=4,
+        dark="#000",
+        light="#fff",
+        title=url,
+        xmldecl=False,
+        svgclass="qr-svg",
+        lineclass=None,
+    )
+    return Response(buf.getvalue(), media_type="image/svg+xml")
 
 
 # -- approver ------------------------------------------------------------------------------
