@@ -56,14 +56,25 @@ def parse_smtp_url(
 ) -> SmtpTarget:
     """``smtp://[user:pass@]host:port[?starttls=always|never]`` or ``smtps://…`` (implicit TLS)."""
     parts = urlsplit(url)
+    shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError(f"QRLOGIN_SMTP_URL must look like smtp://host:port, not {url!r}")
+        raise ValueError(f"QRLOGIN_SMTP_URL must look like smtp://host:port, not {shown!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(
+            f"QRLOGIN_SMTP_URL has a bad port (a number from 1 to 65535): {shown!r}"
+        ) from None
     query = parse_qs(parts.query)
     starttls = query.get("starttls", ["auto"])[0]
+    if starttls not in ("auto", "always", "never"):
+        raise ValueError(
+            f"QRLOGIN_SMTP_URL: starttls must be always, never or auto, not {starttls!r}"
+        )
     implicit = parts.scheme == "smtps"
     return SmtpTarget(
         host=parts.hostname,
-        port=parts.port or (465 if implicit else 25),
+        port=port or (465 if implicit else 25),
         use_tls=implicit,
         start_tls=None if starttls == "auto" else starttls == "always",
         username=unquote(parts.username) if parts.username else username,
