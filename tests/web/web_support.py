@@ -1,0 +1,258 @@
+"""Helpers for the in-process web tests: the two kinds of requester, approvers, and a running
+site with its clients, outbox and database. Fixtures that build them live in conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import Table, func, select
+
+from qrlogin.accounts.mail import Mail
+from qrlogin.services import Services
+
+PUBLIC_URL = "http://testserver"
+REQUESTER_KINDS = ("api", "browser")
+BROWSER = {"qrlogin-client": "browser"}
+CHROME_ON_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+SAFARI_ON_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def handle_of(qr_url: str) -> str:
+    return qr_url.rsplit("/q/", 1)[1]
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def code_in(mail: Mail) -> str:
+    match = re.search(r"sign-in code is (\d{6})", mail.text)
+    assert match, mail.text
+    return match.group(1)
+
+
+def link_token_in(mail: Mail) -> str:
+    match = re.search(r"/auth/email/([A-Za-z0-9_-]+)", mail.text)
+    assert match, mail.text
+    return match.group(1)
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """``Set-Cookie`` headers by cookie name (the whole header line as the value)."""
+    return {h.split("=", 1)[0]: h for h in response.headers.get_list("set-cookie")}
+
+
+@dataclass
+class Requester:
+    """A device that wants to be signed in, of either kind: ``api`` holds the secret and sends
+    it as a bearer token; ``browser`` never sees it and relies on its HttpOnly cookie."""
+
+    kind: str
+    client: httpx.AsyncClient
+    created: dict[str, Any]
+    secret: str  # from the body (api) or, as a test can peek, the cookie jar (browser)
+
+    @property
+    def id(self) -> str:
+        return str(self.created["id"])
+
+    @property
+    def handle(self) -> str:
+        return handle_of(self.created["qr_url"])
+
+    @property
+    def path(self) -> str:
+        return f"/api/v1/login-requests/{self.id}"
+
+    def headers(self, write: bool = False) -> dict[str, str]:
+        if self.kind == "api":
+            return {"authorization": f"Bearer {self.secret}"}
+        return dict(BROWSER) if write else {}
+
+    async def state(self, **params: Any) -> httpx.Response:
+        return await self.client.get(self.path, params=params, headers=self.headers())
+
+    async def current(self) -> dict[str, Any]:
+        response = await self.state()
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def events(self) -> httpx.Response:
+        return await self.client.get(f"{self.path}/events", headers=self.headers())
+
+    async def exchange(self, confirm_code: str | None = None, **kw: Any) -> httpx.Response:
+        if "json" not in kw and "content" not in kw:
+            kw["json"] = {} if confirm_code is None else {"confirm_code": confirm_code}
+        headers = {**self.headers(write=True), **kw.pop("headers", {})}
+        return await self.client.post(f"{self.path}/session", headers=headers, **kw)
+
+    async def cancel(self) -> httpx.Response:
+        return await self.client.delete(self.path, headers=self.headers(write=True))
+
+
+@dataclass
+class Approver:
+    """A signed-in device: ``api`` sends its access token, ``browser`` its session cookie."""
+
+    kind: str
+    client: httpx.AsyncClient
+    email: str
+    session: dict[str, Any]
+    token: str | None
+
+    @property
+    def user(self) -> dict[str, Any]:
+        user: dict[str, Any] = self.session["user"]
+        return user
+
+    def headers(self) -> dict[str, str]:
+        if self.kind == "api":
+            return {"authorization": f"Bearer {self.token}"}
+        return dict(BROWSER)
+
+    async def scan(self, handle: str) -> httpx.Response:
+        return await self.client.get(f"/api/v1/scan/{handle}", headers=self.headers())
+
+    async def approve(self, handle: str, **kw: Any) -> httpx.Response:
+        return await self.client.post(
+            f"/api/v1/scan/{handle}/approve", headers=self.headers(), **kw
+        )
+
+    async def deny(self, handle: str) -> httpx.Response:
+        return await self.client.post(f"/api/v1/scan/{handle}/deny", headers=self.headers())
+
+    async def me(self) -> httpx.Response:
+        return await self.client.get("/api/v1/me", headers=self.headers())
+
+
+@dataclass
+class Site:
+    """One running app and the clients that talk to it."""
+
+    app: FastAPI
+    clock: Any
+    base_url: str
+    stack: contextlib.AsyncExitStack
+    _emails: int = field(default=0)
+
+    @property
+    def services(self) -> Services:
+        svc: Services = self.app.state.services
+        return svc
+
+    def client(
+        self,
+        *,
+        ip: str = "127.0.0.1",
+        user_agent: str | None = None,
+        follow_redirects: bool = False,
+    ) -> httpx.AsyncClient:
+        """A new client with its own cookie jar: another browser, another device."""
+        transport = httpx.ASGITransport(app=self.app, client=(ip, 50000))
+        headers = {"user-agent": user_agent} if user_agent else None
+        client = httpx.AsyncClient(
+            transport=transport,
+            base_url=self.base_url,
+            headers=headers,
+            follow_redirects=follow_redirects,
+        )
+        self.stack.push_async_callback(client.aclose)
+        return client
+
+    # -- mail ------------------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> list[Mail]:
+        """Newest first."""
+        assert self.services.outbox is not None
+        return list(self.services.outbox.outbox)
+
+    def last_mail(self, to: str) -> Mail:
+        return next(m for m in self.outbox if m.to == to.lower())
+
+    def new_email(self, name: str = "user") -> str:
+        self._emails += 1
+        return f"{name}{self._emails}@example.com"
+
+    # -- database --------------------------------------------------------------------------
+
+    async def count(self, table: Table) -> int:
+        async with self.services.store.engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+    async def rows(self, table: Table) -> list[dict[str, Any]]:
+        async with self.services.store.engine.connect() as conn:
+            result = await conn.execute(select(table).order_by(*table.primary_key.columns))
+            return [dict(r) for r in result.mappings()]
+
+    # -- actors ----------------------------------------------------------------------------
+
+    async def new_requester(
+        self, kind: str, device_name: str | None = None, **client_kw: Any
+    ) -> Requester:
+        client = self.client(**client_kw)
+        body = {} if device_name is None else {"device_name": device_name}
+        headers = BROWSER if kind == "browser" else {}
+        response = await client.post("/api/v1/login-requests", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        created = response.json()
+        secret = created["secret"] or next(
+            v for k, v in client.cookies.items() if k.endswith("qrl_requester")
+        )
+        return Requester(kind, client, created, secret)
+
+    async def sign_in(
+        self, email: str | None = None, *, kind: str = "api", **client_kw: Any
+    ) -> Approver:
+        """Sign a device in by email code: ``api`` gets an access token, ``browser`` a
+        session cookie in its jar."""
+        email = email or self.new_email()
+        client = self.client(**client_kw)
+        started = await client.post("/api/v1/auth/email/start", json={"email": email})
+        assert started.status_code == 202, started.text
+        code = code_in(self.last_mail(email))
+        headers = BROWSER if kind == "browser" else {}
+        verified = await client.post(
+            "/api/v1/auth/email/verify", json={"email": email, "code": code}, headers=headers
+        )
+        assert verified.status_code == 200, verified.text
+        session = verified.json()
+        return Approver(kind, client, email, session, session["access_token"])
+
+    async def approved(self, requester: Requester, approver: Approver) -> str | None:
+        """Scan and approve; the confirm code the approver is shown (None under "tap")."""
+        scanned = await approver.scan(requester.handle)
+        assert scanned.status_code == 200, scanned.text
+        response = await approver.approve(requester.handle)
+        assert response.status_code == 200, response.text
+        code: str | None = response.json()["confirm_code"]
+        return code
+
+    async def signed_in(self, requester: Requester, approver: Approver) -> httpx.Response:
+        """The whole handshake: scan, approve, exchange with the confirm code."""
+        code = await self.approved(requester, approver)
+        response = await requester.exchange(code)
+        assert response.status_code == 200, response.text
+        return response
+
+
+async def within(awaitable: Awaitable[Any], seconds: float = 10) -> Any:
+    """Await with a deadline, so a hang fails the test instead of stalling the suite."""
+    return await asyncio.wait_for(awaitable, seconds)
