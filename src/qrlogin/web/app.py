@@ -90,6 +90,8 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return error_response(NotFound())
+        if exc.status_code == 400:  # e.g. a body FastAPI cannot even decode (not UTF-8)
+            return error_response(InvalidRequest(f"The request is malformed: {exc.detail}."))
         body = {"error": "http_error", "message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
