@@ -34,6 +34,7 @@ class Settings:
     user_code_format: Literal["digits", "base20"] = "digits"
     trusted_proxies: tuple[str, ...] = ()
     session_lifetime: int = 30 * 24 * 3600
+    session_idle_timeout: int = 14 * 24 * 3600
     dev: bool = False
     rate_limits: bool = True
     site_name: str = "qrlogin"
@@ -82,7 +83,7 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}  # anything else ("0", "off", "false") i
 def _coerce(name: str, raw: Any) -> Any:
     if name in {"dev", "rate_limits"}:
         return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
-    if name in {"session_lifetime"}:
+    if name in {"session_lifetime", "session_idle_timeout"}:
         try:
             return int(raw)
         except ValueError as exc:

@@ -40,7 +40,10 @@ def build_services(
     settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None
 ) -> Services:
     clock = clock or SystemClock()
-    policy = policy or Policy(session_lifetime=float(settings.session_lifetime))
+    policy = policy or Policy(
+        session_lifetime=float(settings.session_lifetime),
+        session_idle_timeout=float(settings.session_idle_timeout),
+    )
     key = settings.key_bytes()
     store = SqlStore(make_engine(settings.resolved_database_url))
     bus: EventBus = MemoryBus()
@@ -53,9 +56,11 @@ def build_services(
         )
     else:
         mailer = outbox = OutboxMailer()
-    sessions = SessionService(store, clock, policy)
+    sessions = SessionService(
+        store, clock, policy, bus, mailer, key, settings.site_name, settings.public_url
+    )
     limiter = RateLimiter(Limits() if settings.rate_limits else UNLIMITED)
-    guard = AccountGuard(store, mailer, clock, policy, settings.site_name)
+    guard = AccountGuard(store, mailer, clock, policy, settings.site_name, sessions)
     login_requests = LoginRequests(
         store,
         bus,

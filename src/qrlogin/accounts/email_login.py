@@ -26,8 +26,8 @@ from qrlogin.core.tokens import (
     sha256_hex,
 )
 from qrlogin.limiter import RateLimiter
-from qrlogin.sessions.service import Device, IssuedSession, SessionService
-from qrlogin.store.records import EmailLogin, Session, User
+from qrlogin.sessions.service import Device, IssuedSession, SessionService, session_entry
+from qrlogin.store.records import AuditEntry, EmailLogin, Session, User
 from qrlogin.store.sql import SqlStore
 
 log = logging.getLogger("qrlogin.accounts")
@@ -119,14 +119,15 @@ class EmailLogins:
         )
 
     async def _complete(
-        self, login: EmailLogin, device: Device, *, picked_up: bool = False
+        self, login: EmailLogin, device: Device, *, picked_up: bool = False, api: bool = False
     ) -> IssuedSession | None:
         tokens: list[str] = []
+        now = self.clock.now()
 
-        def new_session(user: User) -> Session:
-            token, session = self.sessions.new_session(user, device, "email")
+        def new_session(user: User) -> tuple[Session, AuditEntry]:
+            token, session = self.sessions.new_session(user, device, "email", api=api)
             tokens.append(token)
-            return session
+            return session, session_entry("session.created", session, now, device)
 
         done = await self.store.complete_email_login(
             login.id,
@@ -139,9 +140,15 @@ class EmailLogins:
         if done is None:
             return None
         user, session = done
-        return IssuedSession(tokens[0], session, user)
+        issued = IssuedSession(tokens[0], session, user)
+        if api:
+            issued = await self.sessions.add_refresh_token(issued)
+        await self.sessions.announce(issued, None, mail=False)
+        return issued
 
-    async def verify_code(self, raw_email: str, raw_code: str, device: Device) -> IssuedSession:
+    async def verify_code(
+        self, raw_email: str, raw_code: str, device: Device, *, api: bool = False
+    ) -> IssuedSession:
         """A session for the right code; one and the same refusal for every failure."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
@@ -156,12 +163,22 @@ class EmailLogins:
         right = login is not None and constant_time_equal(
             login.code_hmac, code_hmac(self.key, code, login.id)
         )
-        issued = await self._complete(login, device) if login is not None and right else None
+        issued = None
+        if login is not None and right:
+            issued = await self._complete(login, device, api=api)
         if issued is None:
+            # one activity row per failure: on the account when there is one
             if login is not None and not right:
-                await self.store.fail_email_code(login.id)
+                failure = AuditEntry(
+                    event="code.failed",
+                    created_at=now,
+                    ip=device.ip,
+                    user_agent=device.user_agent,
+                    detail="email_code",
+                )
+                await self.store.fail_email_code(login.id, None if user else failure)
             if user is not None:
-                await self.guard.failed(user)
+                await self.guard.failed(user, "email_code", device.ip, device.user_agent)
             raise InvalidCode()
         await self.guard.succeeded(issued.user)
         return issued

@@ -4,12 +4,14 @@ gets a notice (DESIGN.md requirement 6; NIST SP 800-63B §5.2.2)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import AccountLocked
 from qrlogin.core.policy import Policy
-from qrlogin.store.records import User
+from qrlogin.sessions.service import Device, SessionService
+from qrlogin.store.records import AuditEntry, User
 from qrlogin.store.sql import SqlStore
 
 log = logging.getLogger("qrlogin.accounts")
@@ -17,8 +19,15 @@ log = logging.getLogger("qrlogin.accounts")
 
 class AccountGuard:
     def __init__(
-        self, store: SqlStore, mailer: Mailer, clock: Clock, policy: Policy, site_name: str
+        self,
+        store: SqlStore,
+        mailer: Mailer,
+        clock: Clock,
+        policy: Policy,
+        site_name: str,
+        sessions: SessionService,
     ) -> None:
+        self.sessions = sessions
         self.store = store
         self.mailer = mailer
         self.clock = clock
@@ -39,16 +48,32 @@ class AccountGuard:
         if user.locked_at is not None:
             await self.store.reset_code_failures(user.id)
 
-    async def failed(self, user: User) -> None:
-        """Count a wrong code; lock and notify on the threshold."""
+    async def failed(self, user: User, kind: str, ip: str, user_agent: str) -> None:
+        """Count a wrong code of ``kind``; on the threshold lock the account, sign out its
+        devices and tell its owner."""
+        now = self.clock.now()
+        entry = AuditEntry(
+            event="code.failed",
+            created_at=now,
+            ip=ip[:64],
+            user_agent=user_agent[:500],
+            user_id=user.id,
+            detail=kind,
+        )
         updated = await self.store.record_code_failure(
-            user.id, self.clock.now(), self.policy.account_failure_lockout
+            user.id, now, self.policy.account_failure_lockout, entry
         )
         if updated is None or updated.locked_at is None or user.locked_at is not None:
             return
         if updated.failed_code_streak != self.policy.account_failure_lockout:
-            return  # only the failure that locked it sends the notice
+            return  # only the failure that locked it acts
         log.warning("account locked after repeated wrong codes", extra={"user_id": user.id})
+        await self.store.audit(replace(entry, event="account.locked", detail=None))
+        if kind == "user_code":
+            # wrong user codes come from the account's own signed-in sessions: one of them may
+            # be stolen, so all are signed out. Wrong email codes anyone can type, so those
+            # only lock sign-in and never throw the owner's devices out.
+            await self.sessions.revoke_all(user.id, "account_locked", Device("", user_agent, ip))
         minutes = int(self.policy.account_lockout // 60)
         await self.mailer.send(
             Mail(

@@ -143,6 +143,14 @@ class AccountLocked(QrLoginError):
     )
 
 
+class InvalidGrant(QrLoginError):
+    """RFC 6749 §5.2: the refresh token is unknown, expired, revoked or was reused."""
+
+    error = "invalid_grant"
+    status = 401
+    default_message = "This refresh token is not valid any more. Sign in again."
+
+
 class NotFound(QrLoginError):
     error = "not_found"
     status = 404

@@ -15,7 +15,11 @@ class Policy:
     email_code_lifetime: float = 600.0
     heartbeat: float = 15.0  # SSE heartbeat; also the bound on recovering a lost event
     long_poll_max: float = 60.0
-    session_lifetime: float = 30 * 24 * 3600.0
+    session_lifetime: float = 30 * 24 * 3600.0  # absolute: a session ends this long after it began
+    session_idle_timeout: float = 14 * 24 * 3600.0  # a session unused this long ends
+    last_seen_every: float = 60.0  # last_seen is written at most this often per session
+    access_token_lifetime: float = 3600.0  # API clients' access tokens; refresh for more
+    refresh_retry_window: float = 10.0  # a used refresh token may repeat its answer this long
     account_failure_lockout: int = 100  # consecutive wrong codes before an account locks
     account_lockout: float = 3600.0  # how long a locked account stays locked
 

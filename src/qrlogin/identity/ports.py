@@ -14,3 +14,5 @@ class Approver:
     display_name: str
     session_id: str
     ip: str
+    user_agent: str = ""
+    device_name: str = ""

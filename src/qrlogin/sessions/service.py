@@ -1,14 +1,28 @@
-"""Issuing, authenticating and revoking sessions."""
+"""Issuing, authenticating, refreshing and revoking sessions (one per signed-in device)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
+from qrlogin.core.errors import InvalidGrant
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import new_id, new_secret, sha256_hex
-from qrlogin.store.records import Session, User
+from qrlogin.core.useragent import describe
+from qrlogin.events.port import EventBus, user_channel
+from qrlogin.store.records import AuditEntry, RefreshToken, Session, User
+from qrlogin.store.sessions import RefreshOutcome
 from qrlogin.store.sql import SqlStore
+
+log = logging.getLogger("qrlogin.sessions")
+
+LINKED_BY_TEXT = {"email": "by email", "qr": "by QR", "user_code": "by code"}
 
 
 @dataclass(frozen=True)
@@ -22,11 +36,12 @@ class Device:
 
 @dataclass(frozen=True)
 class IssuedSession:
-    """A new session and the only copy of its token."""
+    """A new session and the only copy of its token (and refresh token, for API clients)."""
 
     token: str
     session: Session
     user: User
+    refresh_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,11 +50,42 @@ class Authenticated:
     user: User
 
 
+def session_entry(event: str, session: Session, now: float, device: Device | None) -> AuditEntry:
+    return AuditEntry(
+        event=event,
+        created_at=now,
+        ip=device.ip if device else session.ip,
+        user_agent=device.user_agent if device else session.user_agent,
+        user_id=session.user_id,
+        session_id=session.id,
+        request_id=session.login_request_id,
+        detail=session.revoked_reason if event == "session.revoked" else session.linked_by,
+    )
+
+
 class SessionService:
-    def __init__(self, store: SqlStore, clock: Clock, policy: Policy) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        clock: Clock,
+        policy: Policy,
+        bus: EventBus,
+        mailer: Mailer,
+        key: bytes,
+        site_name: str,
+        public_url: str,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.policy = policy
+        self.bus = bus
+        self.mailer = mailer
+        self.key = key
+        self.site_name = site_name
+        self.public_url = public_url
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- issuing ---------------------------------------------------------------------------
 
     def new_session(
         self,
@@ -49,8 +95,10 @@ class SessionService:
         *,
         linked_from_session_id: str | None = None,
         login_request_id: str | None = None,
+        api: bool = False,
     ) -> tuple[str, Session]:
-        """A session record and its token; the caller stores the record."""
+        """A session record and its token; the caller stores the record. API clients' access
+        tokens are short-lived and renewed by refresh; browsers' last as long as the session."""
         token = new_secret()
         now = self.clock.now()
         session = Session(
@@ -63,23 +111,150 @@ class SessionService:
             created_at=now,
             last_seen_at=now,
             expires_at=now + self.policy.session_lifetime,
+            access_expires_at=now + self.policy.access_token_lifetime if api else None,
             linked_by=linked_by,
             linked_from_session_id=linked_from_session_id,
             login_request_id=login_request_id,
         )
         return token, session
 
+    async def add_refresh_token(self, issued: IssuedSession) -> IssuedSession:
+        """Give an API client's new session its first refresh token."""
+        token = new_secret()
+        await self.store.insert_refresh_token(
+            RefreshToken(
+                token_hash=sha256_hex(token),
+                session_id=issued.session.id,
+                created_at=self.clock.now(),
+                expires_at=issued.session.expires_at,
+            )
+        )
+        return IssuedSession(issued.token, issued.session, issued.user, token)
+
+    def _derive(self, purpose: str, refresh_token: str) -> str:
+        # The next tokens are derived from the used one and the server key, so a retry in the
+        # window gets the very same tokens while the database keeps only their hashes.
+        mac = hmac.new(self.key, f"{purpose}\x00{refresh_token}".encode(), hashlib.sha256)
+        return mac.hexdigest()
+
+    async def refresh(self, refresh_token: str, device: Device) -> IssuedSession:
+        """Rotate a refresh token (RFC 6749 §6, with reuse detection)."""
+        now = self.clock.now()
+        new_refresh = self._derive("refresh", refresh_token)
+        new_access = self._derive("access", refresh_token)
+        result = await self.store.rotate_refresh_token(
+            sha256_hex(refresh_token),
+            RefreshToken(
+                token_hash=sha256_hex(new_refresh),
+                session_id="",  # filled below once the session is known
+                created_at=now,
+                expires_at=now + self.policy.session_lifetime,
+            ),
+            sha256_hex(new_access),
+            now + self.policy.access_token_lifetime,
+            now,
+            self.policy.refresh_retry_window,
+            lambda s: session_entry("session.revoked", s, now, device),
+        )
+        if result.outcome is RefreshOutcome.REUSED and result.session is not None:
+            log.warning(
+                "refresh token reused; session revoked", extra={"session_id": result.session.id}
+            )
+            await self.bus.publish(user_channel(result.session.user_id), 0)
+        if result.outcome not in (RefreshOutcome.ROTATED, RefreshOutcome.RETRY):
+            raise InvalidGrant()
+        assert result.session is not None
+        user = await self.store.get_user(result.session.user_id)
+        if user is None:
+            raise InvalidGrant()
+        return IssuedSession(new_access, result.session, user, new_refresh)
+
+    # -- using -----------------------------------------------------------------------------
+
     async def authenticate(self, token: str | None) -> Authenticated | None:
-        """The live session and user behind ``token``, or ``None``."""
+        """The live session and user behind ``token``, or ``None``. Moves ``last_seen`` at
+        most once a minute, so most requests write nothing."""
         if not token:
             return None
         session = await self.store.session_by_token_hash(sha256_hex(token))
-        if session is None or not session.active_at(self.clock.now()):
+        now = self.clock.now()
+        if session is None or not session.active_at(now, self.policy.session_idle_timeout):
             return None
         user = await self.store.get_user(session.user_id)
         if user is None:
             return None
+        if now - session.last_seen_at >= self.policy.last_seen_every:
+            await self.store.touch_session(session.id, now, self.policy.last_seen_every)
         return Authenticated(session, user)
 
-    async def revoke(self, session_id: str) -> Session | None:
-        return await self.store.revoke_session(session_id, self.clock.now())
+    async def is_active(self, session_id: str) -> bool:
+        session = await self.store.get_session(session_id)
+        return session is not None and session.active_at(
+            self.clock.now(), self.policy.session_idle_timeout
+        )
+
+    # -- ending ----------------------------------------------------------------------------
+
+    async def revoke(self, session: Session, reason: str, device: Device | None) -> bool:
+        """Revoke and tell the session's open pages at once (they sign out live)."""
+        now = self.clock.now()
+        revoked = await self.store.revoke_session(
+            session.id, now, reason, lambda s: session_entry("session.revoked", s, now, device)
+        )
+        if revoked is None:
+            return False
+        await self.bus.publish(user_channel(session.user_id), 0)
+        return True
+
+    async def revoke_all(
+        self, user_id: str, reason: str, device: Device | None, *, keep: str | None = None
+    ) -> int:
+        count = 0
+        for session in await self.store.active_sessions(user_id, self.clock.now()):
+            if session.id != keep and await self.revoke(session, reason, device):
+                count += 1
+        return count
+
+    # -- telling the user ------------------------------------------------------------------
+
+    def describe(self, session: Session) -> str:
+        browser, system = describe(session.user_agent)
+        return f"{browser} on {system}"
+
+    async def announce(
+        self, issued: IssuedSession, linked_from: Session | None, *, mail: bool = True
+    ) -> None:
+        """A new device signed in: wake the user's open pages (they show a notice) and, for a
+        device linked from another one, mail the user, without delaying the sign-in itself."""
+        await self.bus.publish(user_channel(issued.user.id), 0)
+        if not mail:
+            return
+        task = asyncio.create_task(self._mail_notice(issued, linked_from))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def notice_text(self, session: Session, linked_from: Session | None, when: str) -> str:
+        how = LINKED_BY_TEXT.get(session.linked_by, session.linked_by)
+        source = f" from {linked_from.device_name}" if linked_from is not None else ""
+        return f"New sign-in: {self.describe(session)}, linked {how}{source} at {when}"
+
+    async def _mail_notice(self, issued: IssuedSession, linked_from: Session | None) -> None:
+        when = datetime.fromtimestamp(issued.session.created_at, UTC).strftime("%H:%M UTC")
+        text = self.notice_text(issued.session, linked_from, when)
+        try:
+            await self.mailer.send(
+                Mail(
+                    issued.user.email,
+                    f"New sign-in to your {self.site_name} account",
+                    f"{text} (IP {issued.session.ip}).\n\n"
+                    "If this was you, there is nothing to do. If not, sign that device out now:\n"
+                    f"{self.public_url}/account/devices\n",
+                )
+            )
+        except Exception:  # mail trouble must not break sign-in; the live notice still shows
+            log.exception("could not send the new sign-in notice")
+
+    async def drain(self) -> None:
+        """Wait for notices still being sent (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

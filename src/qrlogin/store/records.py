@@ -72,11 +72,19 @@ class Session(_Record):
     expires_at: float
     linked_by: str
     revoked_at: float | None = None
+    revoked_reason: str | None = None
+    access_expires_at: float | None = None
     linked_from_session_id: str | None = None
     login_request_id: str | None = None
 
-    def active_at(self, now: float) -> bool:
-        return self.revoked_at is None and now < self.expires_at
+    def active_at(self, now: float, idle_timeout: float | None = None) -> bool:
+        """Not revoked, within its absolute lifetime, its access token's lifetime, and (when
+        given) the idle timeout since it was last seen."""
+        if self.revoked_at is not None or now >= self.expires_at:
+            return False
+        if self.access_expires_at is not None and now >= self.access_expires_at:
+            return False
+        return idle_timeout is None or now - self.last_seen_at < idle_timeout
 
 
 @dataclass(frozen=True)
@@ -94,3 +102,27 @@ class EmailLogin(_Record):
     consumed_at: float | None = None
     confirmed_elsewhere_at: float | None = None
     next: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshToken(_Record):
+    token_hash: str
+    session_id: str
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry(_Record):
+    """One row of the activity log. Never holds a secret, token or code."""
+
+    event: str
+    created_at: float
+    ip: str = ""
+    user_agent: str = ""
+    user_id: str | None = None
+    session_id: str | None = None
+    request_id: str | None = None
+    detail: str | None = None
+    id: int | None = None

@@ -72,6 +72,8 @@ sessions = Table(
     Column("last_seen_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Column("access_expires_at", Float, nullable=True),
     Column("linked_by", String(16), nullable=False),
     Column("linked_from_session_id", String(ID), nullable=True),
     # unique: a login request can start at most one session, whatever races above it
@@ -94,4 +96,30 @@ email_logins = Table(
     Column("consumed_at", Float, nullable=True),
     Column("confirmed_elsewhere_at", Float, nullable=True),
     Column("next", Text, nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(HASH), primary_key=True),
+    Column("session_id", String(ID), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("user_id", String(ID), nullable=True),
+    Column("session_id", String(ID), nullable=True),
+    Column("request_id", String(ID), nullable=True),
+    Column("ip", String(64), nullable=False),
+    Column("user_agent", String(500), nullable=False),
+    Column("detail", String(200), nullable=True),
+    Index("ix_audit_events_user_id_created_at", "user_id", "created_at"),
+    Index("ix_audit_events_created_at", "created_at"),
 )

@@ -45,8 +45,11 @@ async def email_start(body: EmailStart, request: Request) -> dict[str, str]:
 @router.post("/auth/email/verify", response_model=SessionOut, responses={400: {"model": ErrorBody}})
 async def email_verify(body: EmailVerify, request: Request) -> Response:
     svc = deps.services(request)
-    issued = await svc.email_logins.verify_code(body.email, body.code, deps.device_of(request))
-    return session_response(request, issued, browser=_browser(request))
+    browser = _browser(request)
+    issued = await svc.email_logins.verify_code(
+        body.email, body.code, deps.device_of(request), api=not browser
+    )
+    return session_response(request, issued, browser=browser)
 
 
 @router.post("/auth/email/pickup", response_model=SessionOut, responses={409: {"model": ErrorBody}})
@@ -83,7 +86,9 @@ async def logout(request: Request) -> Response:
     auth = await deps.require_session(request)
     if deps.used_cookie_session(request):
         require_browser_header(request)
-    await deps.services(request).sessions.revoke(auth.session.id)
+    await deps.services(request).sessions.revoke(
+        auth.session, "signed_out", deps.device_of(request)
+    )
     response = Response(status_code=204)
     clear_cookie(
         response, deps.cookie_names(request).session, https=deps.services(request).settings.https

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from qrlogin.web.schemas import (
 )
 from qrlogin.web.security import BROWSER_HEADER, require_browser_header, set_cookie
 from qrlogin.web.sessions import session_response
+from qrlogin.web.sse import HEARTBEAT, sse_event, sse_response
 
 router = APIRouter(prefix="/api/v1/login-requests", tags=["requester"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -87,10 +87,6 @@ async def get_login_request(
     return lr.requester_view(rec)
 
 
-def _sse(event: str, data: dict[str, Any], event_id: int) -> bytes:
-    return f"event: {event}\nid: {event_id}\ndata: {json.dumps(data)}\n\n".encode()
-
-
 @router.get(
     "/{request_id}/events",
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
@@ -104,20 +100,16 @@ async def login_request_events(request_id: str, request: Request) -> StreamingRe
     lr = svc.login_requests
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n" + _sse("state", lr.requester_view(rec), rec.version)
+        yield b"retry: 2000\n" + sse_event("state", lr.requester_view(rec), rec.version)
         if rec.status_at(svc.clock.now()).terminal:
             return
         async for changed in changes(lr, rec, heartbeat=svc.policy.heartbeat):
             if changed is None:
-                yield b": heartbeat\n\n"
+                yield HEARTBEAT
             else:
-                yield _sse("state", lr.requester_view(changed), changed.version)
+                yield sse_event("state", lr.requester_view(changed), changed.version)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-    )
+    return sse_response(stream())
 
 
 @router.post(
@@ -137,10 +129,13 @@ async def exchange_login_request(
     svc = deps.services(request)
     rec = await _requester(request, request_id)
     _cookie_write_check(request)
-    issued = await svc.login_requests.exchange(
-        rec, body.confirm_code if body else None, deps.device_of(request, rec.device_name)
-    )
     browser = deps.bearer(request) is None
+    issued = await svc.login_requests.exchange(
+        rec,
+        body.confirm_code if body else None,
+        deps.device_of(request, rec.device_name),
+        api=not browser,
+    )
     response = session_response(request, issued, browser=browser)
     if browser:
         response.delete_cookie(deps.cookie_names(request).requester, path="/")
@@ -152,4 +147,5 @@ async def cancel_login_request(request_id: str, request: Request) -> dict[str, A
     svc = deps.services(request)
     rec = await _requester(request, request_id)
     _cookie_write_check(request)
-    return svc.login_requests.requester_view(await svc.login_requests.cancel(rec))
+    cancelled = await svc.login_requests.cancel(rec, deps.device_of(request))
+    return svc.login_requests.requester_view(cancelled)

@@ -21,7 +21,7 @@ from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
 from qrlogin.core.policy import Policy
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
-from qrlogin.web import api_auth, api_login_requests, api_scan, pages
+from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, pages
 from qrlogin.web.security import CookieNames, SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
@@ -33,13 +33,16 @@ def error_response(exc: QrLoginError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
 
-async def _collect_garbage(svc: Services) -> None:
+async def _housekeeping(svc: Services, every: float = 15.0) -> None:
+    """Write ``expired`` on requests past their lifetime (with their activity rows) and delete
+    what ended long ago, in bounded batches."""
     while True:
-        await asyncio.sleep(60)
+        await asyncio.sleep(every)
         try:
+            await svc.login_requests.expire_due()
             await svc.store.collect_garbage(svc.clock.now())
         except Exception:  # keep sweeping; the next round retries
-            log.exception("garbage collection failed")
+            log.exception("housekeeping failed")
 
 
 def create_app(
@@ -52,13 +55,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(services.store.engine)
         await services.bus.start()
-        gc = asyncio.create_task(_collect_garbage(services))
+        gc = asyncio.create_task(_housekeeping(services))
         try:
             yield
         finally:
             gc.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await gc
+            await services.sessions.drain()
             await services.bus.stop()
             await services.store.close()
 
@@ -104,6 +108,7 @@ def create_app(
     app.include_router(api_scan.router)
     app.include_router(api_scan.link_router)
     app.include_router(api_auth.router)
+    app.include_router(api_sessions.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

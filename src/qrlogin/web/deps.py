@@ -75,6 +75,8 @@ async def require_approver(request: Request) -> Approver:
         display_name=auth.user.display_name,
         session_id=auth.session.id,
         ip=ip_of(request),
+        user_agent=request.headers.get("user-agent", "")[:500],
+        device_name=auth.session.device_name,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,14 +17,35 @@ from qrlogin.core.errors import InvalidHandle, QrLoginError
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.sessions.service import IssuedSession
-from qrlogin.web import deps
+from qrlogin.web import api_sessions, deps
 from qrlogin.web.api_auth import safe_next
 from qrlogin.web.api_scan import scan_body
-from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie, set_cookie
+from qrlogin.web.security import check_csrf, clear_cookie, csrf_token, new_csrf_cookie, set_cookie
 from qrlogin.web.sessions import set_session_cookie
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+templates.env.filters["isotime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
+    "%Y-%m-%d %H:%M UTC"
+)
+templates.env.globals["linked_by_text"] = {
+    "email": "by email",
+    "qr": "by scanning a QR code",
+    "user_code": "by typing a code",
+}
+templates.env.globals["events"] = {
+    "request.created": "Sign-in requested",
+    "request.scanned": "QR code scanned",
+    "request.approved": "Sign-in approved",
+    "request.denied": "Sign-in denied",
+    "request.cancelled": "Sign-in cancelled",
+    "request.expired": "Sign-in request expired",
+    "request.consumed": "Device signed in",
+    "code.failed": "Wrong code entered",
+    "account.locked": "Account locked after wrong codes",
+    "session.created": "New session",
+    "session.revoked": "Device signed out",
+}
 
 
 def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
@@ -292,7 +314,37 @@ async def account_page(request: Request) -> Response:
     auth = await deps.current_session(request)
     if auth is None:
         return _signin_redirect("/account")
-    return render(request, "account.html", session=auth.session)
+    activity = (await api_sessions.activity_of(request, auth.user.id))[:15]
+    return render(request, "account.html", session=auth.session, activity=activity)
+
+
+@router.get("/account/devices")
+async def devices_page(request: Request) -> Response:
+    if await deps.current_session(request) is None:
+        return _signin_redirect("/account/devices")
+    devices = await api_sessions.list_sessions(request)
+    return render(request, "devices.html", devices=devices)
+
+
+@router.post("/account/devices/revoke-others")
+async def revoke_others_form(request: Request) -> Response:
+    await form_with_csrf(request)
+    if await deps.current_session(request) is None:
+        return _signin_redirect("/account/devices")
+    await api_sessions.revoke_others_of(request)
+    return RedirectResponse("/account/devices", status_code=303)
+
+
+@router.post("/account/devices/{session_id}/revoke")
+async def revoke_form(session_id: str, request: Request) -> Response:
+    await form_with_csrf(request)
+    if await deps.current_session(request) is None:
+        return _signin_redirect("/account/devices")
+    try:
+        await api_sessions.revoke_one(request, session_id)
+    except QrLoginError as exc:
+        return message(request, "Not found", exc.message, exc.status)
+    return RedirectResponse("/account/devices", status_code=303)
 
 
 @router.post("/logout")
@@ -300,9 +352,13 @@ async def logout_form(request: Request) -> Response:
     await form_with_csrf(request)
     auth = await deps.current_session(request)
     if auth is not None:
-        await deps.services(request).sessions.revoke(auth.session.id)
+        await deps.services(request).sessions.revoke(
+            auth.session, "signed_out", deps.device_of(request)
+        )
     response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(deps.cookie_names(request).session, path="/")
+    clear_cookie(
+        response, deps.cookie_names(request).session, https=deps.services(request).settings.https
+    )
     return response
 
 

@@ -50,7 +50,10 @@ class SessionOut(BaseModel):
         None, description="Omitted for browser clients, which get the session cookie."
     )
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
-    expires_in: int
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str | None = Field(
+        None, description="API clients only: renews the access token at /api/v1/token/refresh."
+    )
     user: UserOut
 
 
@@ -103,3 +106,44 @@ class MeOut(BaseModel):
     user: UserOut
     session_id: str
     expires_at: float
+
+
+class RefreshBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(max_length=200)
+
+
+class SessionInfo(BaseModel):
+    id: str
+    device_name: str
+    browser: str
+    os: str
+    ip: str
+    created_at: float
+    last_seen_at: float
+    linked_by: str = Field(description="email, qr or user_code")
+    linked_from: str | None = Field(None, description="The approving device, for qr/user_code.")
+    current: bool
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class RevokedCount(BaseModel):
+    revoked: int
+
+
+class ActivityEntry(BaseModel):
+    event: str
+    created_at: float
+    ip: str
+    browser: str
+    os: str
+    request_id: str | None = None
+    session_id: str | None = None
+    detail: str | None = None
+
+
+class ActivityList(BaseModel):
+    activity: list[ActivityEntry]

@@ -14,8 +14,10 @@ from qrlogin.web.security import set_cookie
 
 def session_response(request: Request, issued: IssuedSession, *, browser: bool) -> JSONResponse:
     svc = deps.services(request)
-    expires_in = max(0, int(issued.session.expires_at - svc.clock.now()))
+    ends = issued.session.access_expires_at or issued.session.expires_at
+    expires_in = max(0, int(ends - svc.clock.now()))
     body = {
+        "refresh_token": issued.refresh_token,
         "access_token": None if browser else issued.token,
         "token_type": "bearer",
         "expires_in": expires_in,

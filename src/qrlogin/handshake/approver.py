@@ -1,0 +1,158 @@
+"""The approver side: scan or type a user code, then approve or deny."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qrlogin.core import codes
+from qrlogin.core.errors import (
+    InvalidCode,
+    InvalidHandle,
+)
+from qrlogin.core.machine import Action, Status
+from qrlogin.core.network import same_network
+from qrlogin.core.tokens import (
+    code_hmac,
+    sha256_hex,
+)
+from qrlogin.core.useragent import describe
+from qrlogin.handshake.base import ApproverView, LoginRequestsBase
+from qrlogin.identity.ports import Approver
+from qrlogin.store.records import LoginRequest
+
+
+class ApproverFlows(LoginRequestsBase):
+    # -- approver --------------------------------------------------------------------------
+
+    async def _by_handle(self, handle: str) -> LoginRequest:
+        rec = await self.store.login_request_by_handle(sha256_hex(handle), self.clock.now())
+        if rec is None:
+            raise InvalidHandle()
+        return rec
+
+    async def link(self, raw_code: str, approver: Approver) -> ApproverView:
+        """The approver typed a requester's user code (RFC 8628 §3.3): claim that request as a
+        scan would. Unknown, expired, used and wrong codes all get one reply."""
+        user = await self.store.get_user(approver.user_id)
+        if user is None:
+            raise InvalidCode()
+        await self.guard.check(user)
+        await self.limiter.reserve_all(
+            ("link_per_account", (user.id,)),
+            ("link_per_ip", (approver.ip,)),
+            ("link_global", ()),
+        )
+        code = codes.plausible_user_code(raw_code, self.user_code_format)
+        rec = None
+        if code is not None:
+            rec = await self.store.login_request_by_user_code(
+                self._user_code_hmac(code), self.clock.now()
+            )
+        if rec is None:
+            await self.guard.failed(user, "user_code", approver.ip, approver.user_agent)
+            raise InvalidCode()
+        try:
+            view = await self.claim(rec, approver, via="user_code")
+        except InvalidHandle:
+            await self.guard.failed(user, "user_code", approver.ip, approver.user_agent)
+            raise InvalidCode() from None
+        await self.guard.succeeded(user)
+        return view
+
+    def _claimed_by(self, rec: LoginRequest, approver: Approver) -> bool:
+        return rec.approver_session_id == approver.session_id
+
+    def _approver_view(self, rec: LoginRequest) -> ApproverView:
+        status = rec.status_at(self.clock.now())
+        confirm = None
+        if status is Status.APPROVED and rec.confirm_code_hmac is not None:
+            confirm = codes.derive_confirm_code(self.key, rec.id)
+        return ApproverView(rec, status, self.handle(rec), confirm)
+
+    async def scan(self, handle: str, approver: Approver, *, via: str = "qr") -> ApproverView:
+        """Mark the request scanned by this approver's session. Idempotent for that session;
+        anyone else gets the same reply as an unknown handle. Never approves (requirement 4)."""
+        rec = await self._by_handle(handle)
+        return await self.claim(rec, approver, via=via)
+
+    async def claim(self, rec: LoginRequest, approver: Approver, *, via: str) -> ApproverView:
+        now = self.clock.now()
+        if rec.status_at(now) is Status.PENDING:
+            new = await self.store.transition(
+                rec.id,
+                Action.SCAN,
+                now,
+                values={
+                    "approver_user_id": approver.user_id,
+                    "approver_session_id": approver.session_id,
+                    "scanned_at": now,
+                    "linked_by": via,
+                    # the handle that was scanned, current or previous, now stays valid for
+                    # the bound approver until the request ends
+                    "prev_handle_until": rec.expires_at,
+                },
+                audit=lambda r: self._entry("request.scanned", r, approver=approver, detail=via),
+            )
+            if new is not None:
+                await self._publish(new)
+                return self._approver_view(new)
+            rec = await self.store.get_login_request(rec.id) or rec
+        if self._claimed_by(rec, approver) and not rec.status_at(now).terminal:
+            return self._approver_view(rec)
+        raise InvalidHandle()
+
+    async def _decide(self, handle: str, approver: Approver, action: Action) -> ApproverView:
+        rec = await self._by_handle(handle)
+        if not self._claimed_by(rec, approver):
+            raise InvalidHandle()
+        now = self.clock.now()
+        values: dict[str, Any] = {}
+        if action is Action.APPROVE:
+            values["approved_at"] = now
+            if self._needs_confirm_code(rec, approver):
+                code = codes.derive_confirm_code(self.key, rec.id)
+                values["confirm_code_hmac"] = code_hmac(self.key, code, rec.id)
+        else:
+            values.update(finished_at=now, reason="denied_by_approver")
+        new = await self.store.transition(
+            rec.id,
+            action,
+            now,
+            values=values,
+            expect={"approver_session_id": approver.session_id},
+            audit=lambda r: self._entry(f"request.{r.status}", r, approver=approver),
+        )
+        if new is None:
+            latest = await self.store.get_login_request(rec.id)
+            wanted = Status.APPROVED if action is Action.APPROVE else Status.DENIED
+            if latest is not None and latest.status_at(now) is wanted:
+                return self._approver_view(latest)  # a repeated click: same answer
+            raise InvalidHandle()
+        await self._publish(new)
+        return self._approver_view(new)
+
+    def _needs_confirm_code(self, rec: LoginRequest, approver: Approver) -> bool:
+        if self.confirm == "tap":
+            return False
+        if self.confirm == "auto":
+            return not same_network(rec.ip, approver.ip)
+        return True
+
+    async def approve(self, handle: str, approver: Approver) -> ApproverView:
+        return await self._decide(handle, approver, Action.APPROVE)
+
+    async def deny(self, handle: str, approver: Approver) -> ApproverView:
+        return await self._decide(handle, approver, Action.DENY)
+
+    def describe_requester(self, rec: LoginRequest, approver_ip: str) -> dict[str, Any]:
+        browser, system = describe(rec.user_agent)
+        return {
+            "id": rec.id,
+            "device_name": rec.device_name,
+            "browser": browser,
+            "os": system,
+            "ip": rec.ip,
+            "created_at": rec.created_at,
+            "age_seconds": max(0, int(self.clock.now() - rec.created_at)),
+            "same_network": same_network(rec.ip, approver_ip),
+        }

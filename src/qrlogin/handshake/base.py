@@ -1,0 +1,116 @@
+"""What requester and approver flows share: wiring, derived values, events, audit rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qrlogin.accounts.lockout import AccountGuard
+from qrlogin.core import codes
+from qrlogin.core.clock import Clock
+from qrlogin.core.machine import Status
+from qrlogin.core.policy import Policy
+from qrlogin.core.tokens import (
+    code_hmac,
+    derive_handle,
+)
+from qrlogin.events.port import EventBus, login_request_channel
+from qrlogin.identity.ports import Approver
+from qrlogin.limiter import RateLimiter
+from qrlogin.sessions.service import (
+    Device,
+    SessionService,
+)
+from qrlogin.store.records import AuditEntry, LoginRequest
+from qrlogin.store.sql import SqlStore
+
+USER_CODE_SCOPE = "user_code"  # user codes identify the request, so they cannot be scoped to it
+
+
+@dataclass(frozen=True)
+class Created:
+    request: LoginRequest
+    secret: str
+
+
+@dataclass(frozen=True)
+class ApproverView:
+    """What the approval screen shows, and the confirm code once approved."""
+
+    request: LoginRequest
+    status: Status
+    handle: str
+    confirm_code: str | None
+
+
+class LoginRequestsBase:
+    def __init__(
+        self,
+        store: SqlStore,
+        bus: EventBus,
+        sessions: SessionService,
+        clock: Clock,
+        policy: Policy,
+        key: bytes,
+        *,
+        public_url: str,
+        confirm: str,
+        user_code_format: codes.UserCodeFormat,
+        limiter: RateLimiter,
+        guard: AccountGuard,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.sessions = sessions
+        self.clock = clock
+        self.policy = policy
+        self.key = key
+        self.public_url = public_url
+        self.confirm = confirm
+        self.user_code_format: codes.UserCodeFormat = user_code_format
+        self.limiter = limiter
+        self.guard = guard
+
+    # -- derived values --------------------------------------------------------------------
+
+    def handle(self, rec: LoginRequest) -> str:
+        return derive_handle(self.key, rec.id, rec.handle_seq)
+
+    def qr_url(self, rec: LoginRequest) -> str:
+        return f"{self.public_url}/q/{self.handle(rec)}"
+
+    def user_code(self, rec: LoginRequest) -> str:
+        return codes.derive_user_code(self.key, rec.id, rec.user_code_seq, self.user_code_format)
+
+    def _user_code_hmac(self, code: str) -> str:
+        return code_hmac(self.key, code, USER_CODE_SCOPE)
+
+    async def _publish(self, rec: LoginRequest) -> None:
+        await self.bus.publish(login_request_channel(rec.id), rec.version)
+
+    def _entry(
+        self,
+        event: str,
+        rec: LoginRequest,
+        *,
+        device: Device | None = None,
+        approver: Approver | None = None,
+        session_id: str | None = None,
+        detail: str | None = None,
+    ) -> AuditEntry:
+        """An activity row for ``rec``; the actor is the approver, else the requester device."""
+        if approver is not None:
+            ip, ua = approver.ip, approver.user_agent
+        elif device is not None:
+            ip, ua = device.ip, device.user_agent
+        else:
+            ip, ua = rec.ip, rec.user_agent
+        return AuditEntry(
+            event=event,
+            created_at=self.clock.now(),
+            ip=ip[:64],
+            user_agent=ua[:500],
+            user_id=approver.user_id if approver else rec.approver_user_id,
+            session_id=session_id or (approver.session_id if approver else None),
+            request_id=rec.id,
+            detail=detail,
+        )

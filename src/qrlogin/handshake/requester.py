@@ -1,0 +1,231 @@
+"""The requester side: create, read (with handle rotation), cancel, exchange."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qrlogin.core import codes
+from qrlogin.core.errors import (
+    ConfirmCodeRequired,
+    InvalidCode,
+    InvalidSecret,
+    QrLoginError,
+    RateLimited,
+)
+from qrlogin.core.machine import Action, Status
+from qrlogin.core.tokens import (
+    code_hmac,
+    constant_time_equal,
+    derive_handle,
+    new_id,
+    new_secret,
+    normalize_code,
+    sha256_hex,
+)
+from qrlogin.handshake.base import Created, LoginRequestsBase
+from qrlogin.handshake.refusals import exchange_refusal
+from qrlogin.sessions.service import Device, IssuedSession
+from qrlogin.store.records import LoginRequest
+
+
+class RequesterFlows(LoginRequestsBase):
+    # -- requester -------------------------------------------------------------------------
+
+    async def create(self, device: Device) -> Created:
+        await self.limiter.reserve_all(("create_per_ip", (device.ip,)), ("create_global", ()))
+        now = self.clock.now()
+        if (
+            await self.store.count_pending_by_ip(device.ip, now)
+            >= self.limiter.rules.pending_per_ip
+        ):
+            raise RateLimited(
+                "Too many sign-ins are waiting from your network. Finish or cancel one, "
+                "or wait a minute.",
+                retry_after=60,
+            )
+        request_id = new_id("lr")
+        secret = new_secret()
+        seq = 0
+        # user codes are unique among live requests: move on to the next derived code when
+        # one is taken (rare with 10^6 codes; bounded so a full space fails loudly)
+        for seq in range(20):
+            code = codes.derive_user_code(self.key, request_id, seq, self.user_code_format)
+            if await self.store.login_request_by_user_code(self._user_code_hmac(code), now) is None:
+                break
+        else:
+            raise QrLoginError("Too many sign-ins are waiting right now. Try again in a minute.")
+        rec = LoginRequest(
+            id=request_id,
+            secret_hash=sha256_hex(secret),
+            status=Status.PENDING.value,
+            version=1,
+            created_at=now,
+            expires_at=now + self.policy.request_lifetime,
+            handle_seq=0,
+            handle_hash=sha256_hex(derive_handle(self.key, request_id, 0)),
+            handle_expires_at=now + self.policy.handle_rotation,
+            device_name=device.name[:100],
+            user_agent=device.user_agent[:500],
+            ip=device.ip[:64],
+            user_code_hmac=self._user_code_hmac(code),
+            user_code_seq=seq,
+        )
+        await self.store.insert_login_request(
+            rec, self._entry("request.created", rec, device=device)
+        )
+        return Created(rec, secret)
+
+    async def for_requester(self, request_id: str, secret: str | None) -> LoginRequest:
+        """The request if ``secret`` is its requester secret. Unknown ids, missing and wrong
+        secrets get one identical refusal (DESIGN.md requirements 1 and 2)."""
+        rec = await self.store.get_login_request(request_id) if secret else None
+        if rec is None or not constant_time_equal(rec.secret_hash, sha256_hex(secret or "")):
+            raise InvalidSecret()
+        return await self.rotate_if_due(rec)
+
+    async def rotate_if_due(self, rec: LoginRequest) -> LoginRequest:
+        """Give the QR a new handle when the current one is due; the old one stays valid for a
+        short grace so a scan in flight still lands."""
+        now = self.clock.now()
+        if rec.status_at(now) is not Status.PENDING or now < rec.handle_expires_at:
+            return rec
+        seq = rec.handle_seq + 1
+        new = await self.store.transition(
+            rec.id,
+            Action.ROTATE,
+            now,
+            values={
+                "handle_seq": seq,
+                "handle_hash": sha256_hex(derive_handle(self.key, rec.id, seq)),
+                "handle_expires_at": now + self.policy.handle_rotation,
+                "prev_handle_hash": rec.handle_hash,
+                "prev_handle_until": now + self.policy.handle_grace,
+            },
+            expect={"handle_seq": rec.handle_seq},
+        )
+        if new is None:  # another reader rotated it, or it changed state: take what is there
+            return await self.store.get_login_request(rec.id) or rec
+        await self._publish(new)
+        return new
+
+    def next_deadline(self, rec: LoginRequest) -> float:
+        """When this request changes by itself (rotation or expiry) if nobody acts."""
+        status = rec.status_at(self.clock.now())
+        if status.terminal:
+            return float("inf")
+        if status is Status.PENDING:
+            return min(rec.handle_expires_at, rec.expires_at)
+        return rec.expires_at
+
+    def requester_view(self, rec: LoginRequest) -> dict[str, Any]:
+        """The requester's state. Before approval it holds nothing about the approver but the
+        kind of device it uses (the USENIX "personal data in polls" flaw)."""
+        now = self.clock.now()
+        status = rec.status_at(now)
+        view: dict[str, Any] = {
+            "id": rec.id,
+            "status": status.value,
+            "version": rec.version,
+            "expires_at": rec.expires_at,
+            "reason": rec.reason if status in (Status.DENIED, Status.CANCELLED) else None,
+            "qr_url": None,
+            "qr_expires_at": None,
+            "user_code": None,
+            "approver_device": None,
+            "confirm_code_required": False,
+        }
+        if status is Status.PENDING:
+            view["qr_url"] = self.qr_url(rec)
+            view["qr_expires_at"] = rec.handle_expires_at
+            view["user_code"] = codes.display_user_code(self.user_code(rec))
+        if status in (Status.SCANNED, Status.APPROVED):
+            view["approver_device"] = "your other device"
+        if status is Status.APPROVED:
+            view["confirm_code_required"] = rec.confirm_code_hmac is not None
+        return view
+
+    async def cancel(self, rec: LoginRequest, device: Device) -> LoginRequest:
+        new = await self.store.transition(
+            rec.id,
+            Action.CANCEL,
+            self.clock.now(),
+            values={"finished_at": self.clock.now(), "reason": "cancelled_by_requester"},
+            audit=lambda r: self._entry("request.cancelled", r, device=device),
+        )
+        if new is None:
+            return await self.store.get_login_request(rec.id) or rec
+        await self._publish(new)
+        return new
+
+    async def exchange(
+        self, rec: LoginRequest, confirm_code: str | None, device: Device, *, api: bool = False
+    ) -> IssuedSession:
+        """approved → consumed: a **new** session for the requester (requirement 5)."""
+        now = self.clock.now()
+        refusal = exchange_refusal(rec.status_at(now), rec.reason)
+        if refusal is not None:
+            raise refusal
+        if rec.confirm_code_hmac is not None:
+            await self._check_confirm_code(rec, confirm_code, device)
+        user = await self.store.get_user(rec.approver_user_id or "")
+        if user is None:
+            raise exchange_refusal(Status.DENIED) or InvalidSecret()
+        token, session = self.sessions.new_session(
+            user,
+            Device(rec.device_name, device.user_agent or rec.user_agent, device.ip or rec.ip),
+            rec.linked_by or "qr",
+            linked_from_session_id=rec.approver_session_id,
+            login_request_id=rec.id,
+            api=api,
+        )
+        new = await self.store.exchange(
+            rec.id,
+            now,
+            session,
+            expect={"version": rec.version},
+            audit=lambda r: self._entry(
+                "request.consumed", r, device=device, session_id=session.id, detail=r.linked_by
+            ),
+        )
+        if new is None:  # lost a race: report the state the winner left
+            latest = await self.store.get_login_request(rec.id)
+            status = latest.status_at(now) if latest else Status.EXPIRED
+            raise exchange_refusal(status, latest.reason if latest else None) or InvalidSecret()
+        await self._publish(new)
+        issued = IssuedSession(token, session, user)
+        if api:
+            issued = await self.sessions.add_refresh_token(issued)
+        linked_from = await self.store.get_session(rec.approver_session_id or "")
+        await self.sessions.announce(issued, linked_from)
+        return issued
+
+    async def _check_confirm_code(
+        self, rec: LoginRequest, confirm_code: str | None, device: Device
+    ) -> None:
+        if not confirm_code:
+            raise ConfirmCodeRequired()
+        expected = rec.confirm_code_hmac or ""
+        given = code_hmac(self.key, normalize_code(confirm_code), rec.id)
+        if constant_time_equal(expected, given):
+            return
+        new = await self.store.fail_confirm_code(
+            rec.id,
+            self.clock.now(),
+            self.policy.confirm_attempts,
+            audit=lambda r: self._entry("code.failed", r, device=device, detail="confirm_code"),
+        )
+        if new is not None and new.status == Status.DENIED.value:
+            await self._publish(new)
+            refusal = exchange_refusal(Status.DENIED, new.reason)
+            assert refusal is not None
+            raise refusal
+        raise InvalidCode("That confirm code is not right. Check the code on your other device.")
+
+    async def expire_due(self) -> int:
+        """Record the expiry of requests past their lifetime, and tell their listeners."""
+        expired = await self.store.expire_due(
+            self.clock.now(), lambda r: self._entry("request.expired", r)
+        )
+        for rec in expired:
+            await self._publish(rec)
+        return len(expired)

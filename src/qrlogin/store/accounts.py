@@ -1,0 +1,177 @@
+"""Users and email sign-ins in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+from sqlalchemy import ColumnElement, and_, case, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from qrlogin.store.base import SqlBase
+from qrlogin.store.records import AuditEntry, EmailLogin, Session, User
+from qrlogin.store.tables import email_logins, sessions, users
+
+
+class AccountStore(SqlBase):
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one(users, users.c.id == user_id)
+        return User.from_mapping(row) if row else None
+
+    async def user_by_email(self, email: str) -> User | None:
+        row = await self._one(users, users.c.email == email)
+        return User.from_mapping(row) if row else None
+
+    @staticmethod
+    async def _ensure_user(conn: AsyncConnection, new_user: User) -> User:
+        row = (
+            (await conn.execute(select(users).where(users.c.email == new_user.email)))
+            .mappings()
+            .first()
+        )
+        if row is not None:
+            return User.from_mapping(row)
+        await conn.execute(insert(users).values(**asdict(new_user)))
+        return new_user
+
+    async def ensure_user(self, new_user: User) -> User:
+        """The user with ``new_user.email``, created from ``new_user`` if there is none."""
+        try:
+            async with self.engine.begin() as conn:
+                return await self._ensure_user(conn, new_user)
+        except IntegrityError:  # created concurrently: take the winner's row
+            existing = await self.user_by_email(new_user.email)
+            assert existing is not None
+            return existing
+
+    async def record_code_failure(
+        self, user_id: str, now: float, threshold: int, audit: AuditEntry | None
+    ) -> User | None:
+        """One more consecutive wrong code for the account; the ``threshold``-th locks it.
+        One statement, so concurrent failures count exactly."""
+        c = users.c
+        locks = and_(c.failed_code_streak + 1 >= threshold, c.locked_at.is_(None))
+        async with self.engine.begin() as conn:
+            row = await self._update(
+                conn,
+                users,
+                c.id == user_id,
+                {
+                    "failed_code_streak": c.failed_code_streak + 1,
+                    "locked_at": case((locks, now), else_=c.locked_at),
+                },
+            )
+            await self._audit(conn, [audit])
+        return User.from_mapping(row) if row else None
+
+    async def reset_code_failures(self, user_id: str) -> None:
+        c = users.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(c.id == user_id, c.failed_code_streak != 0)
+                .values(failed_code_streak=0, locked_at=None)
+            )
+
+    # -- email logins ----------------------------------------------------------------------
+
+    async def insert_email_login(self, login: EmailLogin) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(email_logins).values(**asdict(login)))
+
+    @staticmethod
+    def _live_email(now: float, limit: int) -> list[ColumnElement[bool]]:
+        c = email_logins.c
+        return [
+            c.consumed_at.is_(None),
+            c.confirmed_elsewhere_at.is_(None),
+            c.expires_at > now,
+            c.attempts < limit,
+        ]
+
+    async def latest_email_login(self, email: str, now: float, limit: int) -> EmailLogin | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(email_logins)
+                        .where(email_logins.c.email == email, *self._live_email(now, limit))
+                        .order_by(email_logins.c.created_at.desc())
+                        .limit(1)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return EmailLogin.from_mapping(row) if row else None
+
+    async def email_login_by_link(
+        self, link_hash: str, now: float, limit: int
+    ) -> EmailLogin | None:
+        row = await self._one(
+            email_logins, email_logins.c.link_hash == link_hash, *self._live_email(now, limit)
+        )
+        return EmailLogin.from_mapping(row) if row else None
+
+    async def email_login_confirmed_for_browser(
+        self, browser_hash: str, now: float
+    ) -> EmailLogin | None:
+        c = email_logins.c
+        row = await self._one(
+            email_logins,
+            c.browser_hash == browser_hash,
+            c.confirmed_elsewhere_at.is_not(None),
+            c.consumed_at.is_(None),
+            c.expires_at > now,
+        )
+        return EmailLogin.from_mapping(row) if row else None
+
+    async def fail_email_code(self, login_id: str, audit: AuditEntry | None) -> None:
+        c = email_logins.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(email_logins).where(c.id == login_id).values(attempts=c.attempts + 1)
+            )
+            await self._audit(conn, [audit])
+
+    async def confirm_email_login_elsewhere(self, login_id: str, now: float, limit: int) -> bool:
+        async with self.engine.begin() as conn:
+            row = await self._update(
+                conn,
+                email_logins,
+                and_(email_logins.c.id == login_id, *self._live_email(now, limit)),
+                {"confirmed_elsewhere_at": now},
+            )
+        return row is not None
+
+    async def complete_email_login(
+        self,
+        login_id: str,
+        now: float,
+        limit: int,
+        new_user: Callable[[str], User],
+        new_session: Callable[[User], tuple[Session, AuditEntry]],
+        *,
+        picked_up: bool = False,
+    ) -> tuple[User, Session] | None:
+        """Consume the email login and start a session, in one transaction, or do nothing."""
+        c = email_logins.c
+        if picked_up:  # the asking browser collects a link confirmed on another device
+            where = and_(
+                c.id == login_id,
+                c.consumed_at.is_(None),
+                c.confirmed_elsewhere_at.is_not(None),
+                c.expires_at > now,
+            )
+        else:
+            where = and_(c.id == login_id, *self._live_email(now, limit))
+        async with self.engine.begin() as conn:
+            row = await self._update(conn, email_logins, where, {"consumed_at": now})
+            if row is None:
+                return None
+            user = await self._ensure_user(conn, new_user(str(row["email"])))
+            session, audit = new_session(user)
+            await conn.execute(insert(sessions).values(**asdict(session)))
+            await self._audit(conn, [audit])
+        return user, session

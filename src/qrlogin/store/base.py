@@ -1,0 +1,51 @@
+"""Shared machinery of the SQL store: the engine, one-row reads, conditional updates, and
+audit rows written in the same transaction as the change they record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from qrlogin.store.records import AuditEntry
+from qrlogin.store.tables import audit_events
+
+
+class SqlBase:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+        return True
+
+    async def _one(self, table: Table, *where: ColumnElement[bool]) -> RowMapping | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(table).where(*where))).mappings().first()
+        return row
+
+    @staticmethod
+    async def _update(
+        conn: AsyncConnection, table: Table, where: ColumnElement[bool], values: Mapping[str, Any]
+    ) -> RowMapping | None:
+        stmt = update(table).where(where).values(**values).returning(*table.c)
+        return (await conn.execute(stmt)).mappings().first()
+
+    @staticmethod
+    async def _audit(conn: AsyncConnection, entries: Iterable[AuditEntry | None]) -> None:
+        rows = [{k: v for k, v in asdict(e).items() if k != "id"} for e in entries if e is not None]
+        if rows:
+            await conn.execute(insert(audit_events), rows)
+
+    async def audit(self, *entries: AuditEntry) -> None:
+        """Record entries that go with no other write."""
+        async with self.engine.begin() as conn:
+            await self._audit(conn, entries)

@@ -1,0 +1,177 @@
+"""Login requests in SQL: every state change one conditional ``UPDATE … RETURNING``; the
+``WHERE`` names the states the transition may start from and the request's lifetime, so of two
+racing callers exactly one gets a row back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
+from qrlogin.store.base import SqlBase
+from qrlogin.store.records import AuditEntry, LoginRequest, Session
+from qrlogin.store.tables import login_requests, sessions
+
+_LR = login_requests.c
+AuditFor = Callable[[LoginRequest], AuditEntry | None]
+
+
+class LoginRequestStore(SqlBase):
+    async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(login_requests).values(**asdict(rec)))
+            await self._audit(conn, [audit])
+
+    async def get_login_request(self, request_id: str) -> LoginRequest | None:
+        row = await self._one(login_requests, _LR.id == request_id)
+        return LoginRequest.from_mapping(row) if row else None
+
+    async def login_request_by_handle(self, handle_hash: str, now: float) -> LoginRequest | None:
+        """The request whose current handle, or previous handle within its grace, matches."""
+        row = await self._one(
+            login_requests,
+            or_(
+                _LR.handle_hash == handle_hash,
+                and_(_LR.prev_handle_hash == handle_hash, _LR.prev_handle_until > now),
+            ),
+        )
+        return LoginRequest.from_mapping(row) if row else None
+
+    async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:
+        row = await self._one(
+            login_requests,
+            _LR.user_code_hmac == code_hmac,
+            _LR.expires_at > now,
+            _LR.status == Status.PENDING.value,
+        )
+        return LoginRequest.from_mapping(row) if row else None
+
+    async def count_pending_by_ip(self, ip: str, now: float) -> int:
+        async with self.engine.connect() as conn:
+            n = await conn.scalar(
+                select(func.count())
+                .select_from(login_requests)
+                .where(_LR.ip == ip, _LR.status == Status.PENDING.value, _LR.expires_at > now)
+            )
+        return int(n or 0)
+
+    @staticmethod
+    def _transition_where(
+        request_id: str, action: Action, now: float, expect: Mapping[str, Any] | None
+    ) -> ColumnElement[bool]:
+        sources = [s.value for s in TRANSITIONS[action].sources]
+        conds = [_LR.id == request_id, _LR.status.in_(sources), _LR.expires_at > now]
+        for name, value in (expect or {}).items():
+            conds.append(_LR[name].is_(None) if value is None else _LR[name] == value)
+        return and_(*conds)
+
+    async def _transition(
+        self,
+        conn: AsyncConnection,
+        request_id: str,
+        action: Action,
+        now: float,
+        values: Mapping[str, Any],
+        expect: Mapping[str, Any] | None,
+    ) -> LoginRequest | None:
+        new_values = {
+            "status": TRANSITIONS[action].target.value,
+            "version": _LR.version + 1,
+            **values,
+        }
+        where = self._transition_where(request_id, action, now, expect)
+        row = await self._update(conn, login_requests, where, new_values)
+        return LoginRequest.from_mapping(row) if row else None
+
+    async def transition(
+        self,
+        request_id: str,
+        action: Action,
+        now: float,
+        values: Mapping[str, Any] | None = None,
+        expect: Mapping[str, Any] | None = None,
+        audit: AuditFor | None = None,
+    ) -> LoginRequest | None:
+        """Apply ``action`` if the request is in one of its source states and alive (and the
+        ``expect`` columns match); return the new row, or ``None`` if another caller won."""
+        async with self.engine.begin() as conn:
+            rec = await self._transition(conn, request_id, action, now, values or {}, expect)
+            if rec is not None and audit is not None:
+                await self._audit(conn, [audit(rec)])
+        return rec
+
+    async def exchange(
+        self,
+        request_id: str,
+        now: float,
+        session: Session,
+        expect: Mapping[str, Any],
+        audit: AuditFor,
+    ) -> LoginRequest | None:
+        """approved → consumed and the new session, in one transaction, or nothing at all."""
+        values = {"finished_at": now, "session_id": session.id}
+        async with self.engine.begin() as conn:
+            rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
+            if rec is None:
+                return None
+            await conn.execute(insert(sessions).values(**asdict(session)))
+            entry = audit(rec)
+            created = replace(entry, event="session.created") if entry else None
+            await self._audit(conn, [entry, created])
+        return rec
+
+    async def fail_confirm_code(
+        self, request_id: str, now: float, limit: int, audit: AuditFor
+    ) -> LoginRequest | None:
+        """Count one wrong confirm code; the ``limit``-th burns the request. Exact under races:
+        the increment and the burn are one statement."""
+        burn = _LR.confirm_attempts + 1 >= limit
+        values = {
+            "confirm_attempts": _LR.confirm_attempts + 1,
+            "status": case((burn, Status.DENIED.value), else_=_LR.status),
+            "reason": case((burn, "too_many_attempts"), else_=_LR.reason),
+            "finished_at": case((burn, now), else_=_LR.finished_at),
+            "version": case((burn, _LR.version + 1), else_=_LR.version),
+        }
+        where = self._transition_where(request_id, Action.BURN, now, None)
+        async with self.engine.begin() as conn:
+            row = await self._update(conn, login_requests, where, values)
+            rec = LoginRequest.from_mapping(row) if row else None
+            if rec is not None:
+                entry = audit(rec)
+                burned = None
+                if entry is not None and rec.status == Status.DENIED.value:
+                    burned = replace(entry, event="request.denied", detail="too_many_attempts")
+                await self._audit(conn, [entry, burned])
+        return rec
+
+    async def expire_due(self, now: float, audit: AuditFor, batch: int = 500) -> list[LoginRequest]:
+        """Write ``expired`` on live requests past their lifetime (readers already treat them as
+        expired); one audit row each, in bounded batches."""
+        due = (
+            select(_LR.id)
+            .where(_LR.status.in_([s.value for s in LIVE]), _LR.expires_at <= now)
+            .limit(batch)
+        )
+        async with self.engine.begin() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        login_requests.update()
+                        .where(_LR.id.in_(due), _LR.status.in_([s.value for s in LIVE]))
+                        .values(
+                            status=Status.EXPIRED.value, version=_LR.version + 1, finished_at=now
+                        )
+                        .returning(*login_requests.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            expired = [LoginRequest.from_mapping(r) for r in rows]
+            await self._audit(conn, [audit(r) for r in expired])
+        return expired
