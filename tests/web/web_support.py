@@ -150,6 +150,7 @@ class Site:
     clock: Any
     base_url: str
     stack: contextlib.AsyncExitStack
+    responses: list[httpx.Response] = field(default_factory=list)  # every reply, in order
     _emails: int = field(default=0)
 
     @property
@@ -167,14 +168,23 @@ class Site:
         """A new client with its own cookie jar: another browser, another device."""
         transport = httpx.ASGITransport(app=self.app, client=(ip, 50000))
         headers = {"user-agent": user_agent} if user_agent else None
+
+        async def record(response: httpx.Response) -> None:
+            self.responses.append(response)
+
         client = httpx.AsyncClient(
             transport=transport,
             base_url=self.base_url,
             headers=headers,
             follow_redirects=follow_redirects,
+            event_hooks={"response": [record]},
         )
         self.stack.push_async_callback(client.aclose)
         return client
+
+    def set_cookie_lines(self) -> list[str]:
+        """Every ``Set-Cookie`` header the site has sent so far."""
+        return [line for r in self.responses for line in r.headers.get_list("set-cookie")]
 
     # -- mail ------------------------------------------------------------------------------
 
