@@ -163,7 +163,7 @@ async def test_handle_scanned_in_the_grace_stays_valid_for_its_approver_until_ap
 
 
 async def test_a_scanned_request_stops_rotating(world: World, alice: SignedIn) -> None:
-    created, handle = await scanned_by(world, alice)
+    created, _ = await scanned_by(world, alice)
     world.clock.advance(120)
     view = await poll(world, created)
     assert view["status"] == "scanned"
@@ -334,7 +334,7 @@ async def test_cancelled_request_cannot_be_approved_or_exchanged(
 ) -> None:
     created, handle = await scanned_by(world, alice)
     rec = await world.lr.for_requester(created.request.id, created.secret)
-    cancelled = await world.lr.cancel(rec)
+    cancelled = await world.lr.cancel(rec, DESKTOP)
     assert cancelled.status == Status.CANCELLED.value
     with pytest.raises(InvalidHandle):
         await world.lr.approve(handle, alice.approver)
@@ -347,7 +347,7 @@ async def test_approved_request_can_still_be_cancelled_by_the_requester(
 ) -> None:
     created, _, code = await approved_by(world, alice)
     rec = await world.lr.for_requester(created.request.id, created.secret)
-    assert (await world.lr.cancel(rec)).status == Status.CANCELLED.value
+    assert (await world.lr.cancel(rec, DESKTOP)).status == Status.CANCELLED.value
     with pytest.raises(AccessDenied):
         await exchange(world, created, code)
     assert await world.sessions_of_request(created.request.id) == []
@@ -357,7 +357,7 @@ async def test_cancel_after_consumed_changes_nothing(world: World, alice: Signed
     created, _, code = await approved_by(world, alice)
     await exchange(world, created, code)
     rec = await world.lr.for_requester(created.request.id, created.secret)
-    after = await world.lr.cancel(rec)
+    after = await world.lr.cancel(rec, DESKTOP)
     assert after.status == Status.CONSUMED.value
     assert (await world.row(created.request.id)).status == Status.CONSUMED.value
 

@@ -44,6 +44,7 @@ class World:
         return self.services.login_requests
 
     async def close(self) -> None:
+        await self.services.sessions.drain()  # new sign-in notices still being mailed
         await self.services.store.close()
 
     async def row(self, request_id: str) -> LoginRequest:
@@ -100,5 +101,10 @@ async def sign_in(world: World, name: str, *, ip: str = APPROVER_IP) -> SignedIn
     token, session = world.services.sessions.new_session(
         user, Device("Phone", SAFARI_IOS, ip), "email"
     )
-    await store.insert_session(session)
-    return SignedIn(user, session, token, Approver(user.id, user.display_name, session.id, ip))
+    await store.insert_session(session, None)
+    return SignedIn(
+        user,
+        session,
+        token,
+        Approver(user.id, user.display_name, session.id, ip, SAFARI_IOS, "Phone"),
+    )
