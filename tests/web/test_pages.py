@@ -416,6 +416,7 @@ async def test_link_opened_in_another_browser_hands_off_to_the_asking_one(site: 
     picked = await asking.post("/api/v1/auth/email/pickup", headers=BROWSER)
     assert picked.status_code == 200
     assert picked.json()["access_token"] is None
+    assert picked.json().get("refresh_token") is None
     me = await asking.get("/api/v1/me")
     assert me.json()["user"]["email"] == email
     assert (await asking.post("/api/v1/auth/email/pickup", headers=BROWSER)).status_code == 409

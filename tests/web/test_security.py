@@ -333,6 +333,7 @@ async def test_7_the_database_file_holds_no_secret_token_handle_or_code(site: Si
     # QR login by an API requester (with a rotation) and by a browser requester
     approver = await site.sign_in()
     secrets_seen["approver session token"] = str(approver.token)
+    secrets_seen["approver refresh token"] = approver.session.get("refresh_token") or ""
     for kind in ("api", "browser"):
         requester = await site.new_requester(kind)
         secrets_seen[f"{kind} requester secret"] = requester.secret
@@ -345,6 +346,7 @@ async def test_7_the_database_file_holds_no_secret_token_handle_or_code(site: Si
         response = await site.signed_in(requester, approver)
         if kind == "api":
             secrets_seen["api new session token"] = response.json()["access_token"]
+            secrets_seen["api new refresh token"] = response.json().get("refresh_token") or ""
         else:
             secrets_seen["browser new session token"] = requester.client.cookies["qrl_session"]
 
@@ -382,6 +384,8 @@ async def test_7_the_database_file_holds_no_secret_token_handle_or_code(site: Si
     token_hash = hashlib.sha256(secrets_seen["approver session token"].encode()).hexdigest()
     assert token_hash.encode() in dump  # the dump is real and holds the hashes
     for name, value in secrets_seen.items():
+        if not value:  # e.g. no refresh tokens in this version
+            continue
         assert value.encode() not in without_digests, name
         assert value.encode() not in dump, name
 
@@ -413,17 +417,58 @@ async def test_8_fetching_a_magic_link_changes_nothing(site: Site) -> None:
     assert posted.status_code == 303
 
 
-async def test_8_a_magic_link_is_consumed_once_even_under_racing_posts(site: Site) -> None:
+async def _racing_link_posts(
+    site: Site, monkeypatch: pytest.MonkeyPatch, racers: int
+) -> list[httpx.Response]:
+    """``racers`` POSTs of one link from the asking browser, all let through the link lookup
+    before any consumes it: the worst interleaving, made deterministic."""
     asking = site.client()
     _, token = await _ask(site, asking)
     csrf = csrf_of((await asking.get(f"/auth/email/{token}")).text)
+    logins = site.services.email_logins
+    look = logins.link
+    arrived: list[object] = []
+    all_in = asyncio.Event()
 
-    replies = await asyncio.gather(
-        *(asking.post(f"/auth/email/{token}", data={"csrf": csrf}) for _ in range(6))
+    async def look_then_wait(*args: object, **kwargs: object) -> object:
+        info = await look(*args, **kwargs)  # type: ignore[arg-type]
+        arrived.append(info)
+        if len(arrived) == racers:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 10)
+        return info
+
+    monkeypatch.setattr(logins, "link", look_then_wait)
+    return list(
+        await asyncio.gather(
+            *(asking.post(f"/auth/email/{token}", data={"csrf": csrf}) for _ in range(racers))
+        )
     )
 
-    assert sorted(r.status_code for r in replies) == [303] + [404] * 5
+
+async def test_8_racing_posts_of_a_magic_link_start_exactly_one_session(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replies = await _racing_link_posts(site, monkeypatch, 6)
+
+    assert sorted(r.status_code for r in replies).count(303) == 1
     assert await site.count(sessions) == 1
+    with_session = [r for r in replies if "qrl_session=" in str(r.headers.get_list("set-cookie"))]
+    assert len(with_session) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: EmailLogins.confirm_link returns (None, info) when the asking browser loses "
+    "the race to consume its own link, so pages.email_link_confirm answers the loser 200 "
+    "'Confirmed ... you are now signed in' instead of 'This link cannot be used'",
+)
+async def test_8_the_losers_of_a_magic_link_race_are_told_it_was_used(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replies = await _racing_link_posts(site, monkeypatch, 3)
+
+    assert sorted(r.status_code for r in replies) == [303, 404, 404]
 
 
 async def test_8_a_link_confirmed_elsewhere_signs_in_only_the_asking_browser(
