@@ -1,0 +1,415 @@
+"""The results as a terminal table, docs/benchmarks.md and a latency plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import procs
+
+if TYPE_CHECKING:
+    from bench.__main__ import Run
+
+TARGET_P99_MS = 10.0
+TARGET_KB = 16.0
+TARGET_RATIO = 1.0
+TARGET_SIGNINS = 1000.0
+
+
+def _fmt(x: float | None, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:,.{digits}f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("met" if ok else "**missed**")
+
+
+def rows(run: Run) -> list[dict[str, Any]]:
+    """One row per number: section, what, target system, value, target, verdict."""
+    out: list[dict[str, Any]] = []
+
+    def add(section: str, what: str, who: str, value: str, target: str = "", ok: Any = None):
+        out.append(
+            {
+                "section": section,
+                "what": what,
+                "who": who,
+                "value": value,
+                "target": target,
+                "verdict": _verdict(ok),
+            }
+        )
+
+    for w in run.waiting:
+        sec = f"1. approval → requester latency, {w.n:,} waiting"
+        lat = (
+            f"p50 {_fmt(w.percentile(50), 1)} / p99 {_fmt(w.percentile(99), 1)} / "
+            f"max {_fmt(max(w.latencies_ms) if w.latencies_ms else None, 1)} ms"
+        )
+        if w.missing:
+            lat += f" ({w.missing} of {w.approvals} never arrived)"
+        if w.target.startswith("qrlogin"):
+            p99 = w.percentile(99)
+            ok = (p99 <= TARGET_P99_MS and not w.missing) if w.n == 1000 else None
+            add(
+                sec,
+                f"{w.approvals} approvals at {w.rate:g}/s",
+                w.target,
+                lat,
+                "p99 ≤ 10 ms" if w.n == 1000 else "",
+                ok,
+            )
+        else:
+            add(sec, f"{w.approvals} approvals at {w.rate:g}/s", w.target, lat)
+    for w in run.waiting:
+        sec = f"2. cost of waiting, {w.n:,} waiting"
+        if w.target.startswith("qrlogin"):
+            add(
+                sec,
+                "server RSS: before → requests created → streams open",
+                w.target,
+                f"{w.rss_base_kb / 1024:.1f} → {w.rss_created_kb / 1024:.1f} → "
+                f"{w.rss_waiting_kb / 1024:.1f} MB",
+            )
+            add(
+                sec,
+                "server memory per waiting requester (stream + its row)",
+                w.target,
+                f"{w.kb_per_waiting:.1f} KB (stream alone {w.kb_per_stream:.1f} KB)",
+                "≤ 16 KB",
+                w.kb_per_waiting <= TARGET_KB,
+            )
+            add(
+                sec,
+                f"server CPU while they wait ({w.cpu_window:g} s)",
+                w.target,
+                f"{w.cpu_percent:.1f} % of a core",
+            )
+            add(sec, "requests/s they generate", w.target, "0 (one open stream each)")
+        else:
+            add(
+                sec,
+                "requests/s they generate (polling every 5 s)",
+                w.target,
+                f"{w.poll_rps:,.0f}/s measured (N/5 = {w.n / 5:,.0f}/s)",
+            )
+            add(
+                sec,
+                f"server CPU while they poll ({w.cpu_window:g} s)",
+                w.target,
+                f"{w.cpu_percent:.1f} % of a core",
+            )
+            add(
+                sec,
+                "server RSS: before → codes issued → polling",
+                w.target,
+                f"{w.rss_base_kb / 1024:.1f} → {w.rss_created_kb / 1024:.1f} → "
+                f"{w.rss_waiting_kb / 1024:.1f} MB",
+            )
+    tp = run.throughput
+    sec = "3. login requests created per second (wrk, 32 connections)"
+    names = {
+        "create:qrlogin": "qrlogin, SQLite (durable)",
+        "create:oidc": "oidc-provider 9 `/device/auth`, in-memory",
+        "create:authlib": "Authlib + Flask + gunicorn, in-memory",
+    }
+    for key, who in names.items():
+        if key in tp:
+            r = tp[key]
+            add(
+                sec,
+                "created/s (2xx); p50 / p99 latency",
+                who,
+                f"{r.ok_rps:,.0f}/s; {r.p50_ms:.1f} / {r.p99_ms:.1f} ms"
+                + (f"; {r.non2xx} non-2xx" if r.non2xx else "")
+                + (f"; {r.socket_errors} socket errors" if r.socket_errors else ""),
+            )
+    if "create:qrlogin" in tp and "create:oidc" in tp:
+        ratio = tp["create:qrlogin"].ok_rps / max(1e-9, tp["create:oidc"].ok_rps)
+        add(
+            sec,
+            "ratio qrlogin / oidc-provider",
+            "qrlogin",
+            f"{ratio:.2f}",
+            "≥ 1.0",
+            ratio >= TARGET_RATIO,
+        )
+    sec = "3. complete sign-ins per second (create → scan → approve → exchange)"
+    for key, r in tp.items():
+        if not key.startswith("signin:"):
+            continue
+        _, store, count = key.split(":")
+        label = {
+            "sqlite": "SQLite",
+            "pg": "PostgreSQL (no Redis: not implemented yet)",
+            "pg+redis": "PostgreSQL + Redis",
+        }[store]
+        who = f"qrlogin, {label}, {count} instance{'s' if count != '1' else ''}"
+        target = "≥ 1,000/s" if store == "sqlite" else ""
+        ok = r.completed_ps >= TARGET_SIGNINS if store == "sqlite" else None
+        add(
+            sec,
+            "sign-ins/s; HTTP p50 / p99",
+            who,
+            f"{r.completed_ps:,.0f}/s; {r.p50_ms:.1f} / {r.p99_ms:.1f} ms"
+            + (f"; {r.failed} failed flows" if r.failed else ""),
+            target,
+            ok,
+        )
+    return out
+
+
+def table(run: Run) -> str:
+    rs = rows(run)
+    heads = ["what", "system", "result", "target", "verdict"]
+    keys = ["what", "who", "value", "target", "verdict"]
+    widths = [
+        max(len(h), *(len(str(r[k])) for r in rs)) if rs else len(h)
+        for h, k in zip(heads, keys, strict=True)
+    ]
+    lines = []
+    section = None
+    for r in rs:
+        if r["section"] != section:
+            section = r["section"]
+            lines += [
+                "",
+                section,
+                "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)),
+            ]
+        lines.append("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+    return "\n".join(lines).lstrip("\n")
+
+
+def markdown_table(run: Run) -> str:
+    lines = []
+    section = None
+    for r in rows(run):
+        if r["section"] != section:
+            section = r["section"]
+            lines += [
+                "",
+                f"**{section}**",
+                "",
+                "| what | system | result | target | verdict |",
+                "|---|---|---|---|---|",
+            ]
+        lines.append(
+            f"| {r['what']} | {r['who']} | {r['value']} | {r['target']} | {r['verdict']} |"
+        )
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "n/a"
+
+
+def machine() -> str:
+    lscpu = _run(["lscpu"]).splitlines()
+    keep = (
+        "Architecture",
+        "CPU(s)",
+        "Model name",
+        "Thread(s) per core",
+        "Core(s) per socket",
+        "Hypervisor vendor",
+        "L2 cache",
+        "L3 cache",
+    )
+    lscpu = [ln for ln in lscpu if ln.split(":")[0].strip() in keep]
+    return "\n".join(
+        [
+            f"$ nproc\n{_run(['nproc'])}",
+            f"$ free -m\n{_run(['free', '-m'])}",
+            "$ lscpu  (excerpt)\n" + "\n".join(lscpu),
+            f"$ uname -srm\n{_run(['uname', '-srm'])}",
+        ]
+    )
+
+
+def _dist(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions() -> list[tuple[str, str]]:
+    pkg = procs.PEERS / "node_modules" / "oidc-provider" / "package.json"
+    oidc = json.loads(pkg.read_text())["version"] if pkg.exists() else "not installed"
+    wrk = _run(["wrk", "-v"]).splitlines()
+    pgv = "n/a"
+    try:
+        from bench import pg
+
+        pgv = pg.server_version() if pg.is_available() else "not running"
+    except Exception:
+        pass
+    return [
+        ("python", platform.python_version()),
+        ("qrlogin", _dist("qrlogin")),
+        ("uvicorn", _dist("uvicorn")),
+        ("uvloop / httptools", f"{_dist('uvloop')} / {_dist('httptools')}"),
+        ("fastapi / starlette", f"{_dist('fastapi')} / {_dist('starlette')}"),
+        (
+            "sqlalchemy / aiosqlite / asyncpg",
+            f"{_dist('sqlalchemy')} / {_dist('aiosqlite')} / {_dist('asyncpg')}",
+        ),
+        ("node", _run(["node", "--version"])),
+        ("oidc-provider", oidc),
+        (
+            "authlib / flask / gunicorn",
+            f"{_dist('authlib')} / {_dist('flask')} / {_dist('gunicorn')}",
+        ),
+        ("wrk", wrk[0] if wrk else "n/a"),
+        ("PostgreSQL", pgv),
+    ]
+
+
+def plot(run: Run, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    series = [w for w in run.waiting if w.latencies_ms]
+    if not series:
+        return False
+    pcts = [50, 90, 99, 100]
+    labels = ["p50", "p90", "p99", "max"]
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    width = 0.8 / len(series)
+    colors = ["#1f77b4", "#6baed6", "#d62728", "#fc9272", "#2ca02c", "#98df8a"]
+    for i, w in enumerate(series):
+        vals = [max(0.01, w.percentile(p)) for p in pcts]
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(pcts))]
+        short = "qrlogin SSE" if w.target.startswith("qrlogin") else "oidc-provider, polling 5 s"
+        bars = ax.bar(
+            xs, vals, width, label=f"{short}, {w.n:,} waiting", color=colors[i % len(colors)]
+        )
+        for b, v in zip(bars, vals, strict=True):
+            ax.annotate(
+                f"{v:.1f}" if v < 100 else f"{v:.0f}",
+                (b.get_x() + b.get_width() / 2, v),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=1)
+    ax.annotate(
+        "target p99 ≤ 10 ms", (len(pcts) - 0.6, TARGET_P99_MS * 1.1), fontsize=8, color="grey"
+    )
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(pcts)), labels)
+    ax.set_ylabel("approval → requester (ms, log scale)")
+    ax.set_title("Approval → requester latency (lower is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write(run: Run, out: Path, elapsed: float) -> None:
+    png = out.with_name("benchmarks-latency.png")
+    plotted = plot(run, png)
+    plan = run.plan
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started))
+    parts = [
+        "# Benchmarks",
+        "",
+        "qrlogin against its peers, side by side on one machine, by `python -m bench` "
+        "(source in `bench/`). Targets come from issue 6; timings on shared machines are noisy, "
+        "so they are reported, not asserted in tests.",
+        "",
+        f"Run: {when}, {'quick' if plan.quick else 'full'} mode, {elapsed:.0f} s. "
+        f"Load average (1/5/15 min) before {run.load_before}, after {run.load_after}.",
+        "",
+        "```",
+        f"$ {run.command}",
+        "```",
+        "",
+        "## Results",
+        "",
+        markdown_table(run),
+    ]
+    if plotted:
+        parts += ["", f"![approval → requester latency]({png.name})", ""]
+    if run.notes:
+        parts += ["", "Notes:", ""] + [f"- {n}" for n in run.notes]
+    if run.skipped:
+        parts += ["", "Not measured in this run:", ""] + [f"- {s}" for s in run.skipped]
+    analysis = procs.ROOT / "bench" / "analysis.md"
+    parts += ["", "## How it is measured", "", METHOD.format(rate=plan.rate)]
+    if analysis.exists():
+        parts += ["", analysis.read_text().strip(), ""]
+    if run.profiles:
+        parts += [
+            "",
+            "## Profiles",
+            "",
+            "Recorded by this run with py-spy (`--nonblocking`, "
+            "200 Hz) on the qrlogin server process; frames are shortened to "
+            "`function (module:line)`.",
+            "",
+            *run.profiles,
+        ]
+    parts += [
+        "",
+        "## Machine",
+        "",
+        "```",
+        machine(),
+        "```",
+        "",
+        "## Versions",
+        "",
+        "| component | version |",
+        "|---|---|",
+    ]
+    parts += [f"| {k} | {v} |" for k, v in versions()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts).rstrip() + "\n")
+
+
+METHOD = """\
+- **Servers.** qrlogin is `qrlogin serve` (uvicorn, one process) with a fresh temporary
+  `QRLOGIN_DATA_DIR` (SQLite in WAL mode), `QRLOGIN_RATE_LIMITS=off` (all load comes from
+  127.0.0.1) and `QRLOGIN_CONFIRM=tap`. oidc-provider 9 runs in `bench/peers/oidc_server.mjs`
+  with its device flow on and an in-memory store without a size cap (its default keeps 1,000
+  entries). The Authlib peer is `bench/peers/authlib_server.py` (`DeviceAuthorizationEndpoint`,
+  in-memory) under gunicorn with 2 × cores + 1 gthread workers. Each measurement starts its
+  servers afresh.
+- **Latency.** One client process (asyncio, the bench's own HTTP client) signs an approver in
+  by email (the code is read from the server's console mail), creates N login requests and
+  opens N SSE streams (`GET /api/v1/login-requests/{{id}}/events`, bearer secret). After the
+  cost-of-waiting samples it scans and approves randomly chosen requesters at {rate:g}/s
+  (open loop: `GET /api/v1/scan/{{handle}}`, then `POST …/approve`); the latency is from the
+  approve reply to the `approved` event on that requester's stream, both on the client's
+  monotonic clock. For oidc-provider, N devices poll `/token` every 5 s (RFC 8628 default
+  interval, random phase); the bench's `/bench/approve` hook binds an account and grant to a
+  user code at the same rate; the latency is from the hook's reply to the poll that returns
+  tokens.
+- **Cost of waiting.** Server RSS (`VmRSS`) after a warm-up, after creating the N requests,
+  and with the N streams open; per requester is (streams open − before) / N. CPU is the
+  server's utime + stime from `/proc/PID/stat` over the window, as a percentage of one core.
+- **Throughput.** wrk with 32 connections for every target. Creation posts a fixed body
+  (`bench/lua/post.lua`, 2 threads). A complete sign-in is a per-connection state machine
+  (`bench/lua/signin.lua`, one thread per connection): create, scan, approve, exchange.
+  Two instances share one PostgreSQL database; each gets 16 of the 32 connections. Each
+  PostgreSQL run uses a new database (`CREATE DATABASE bench_<random>`), dropped after.
+"""
