@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 
 import pytest
 from web_support import BROWSER, PUBLIC_URL, Site, set_cookies, within
@@ -178,6 +179,20 @@ async def test_state_after_five_minutes_is_expired(site: Site, requester_kind: s
     assert state["user_code"] is None
 
 
+def subscribed(site: Site, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once something subscribes to the event bus: a long-poll or stream now waits."""
+    waiting = asyncio.Event()
+    subscribe = site.services.bus.subscribe
+
+    def subscribe_and_tell(channel: str) -> Any:
+        sub = subscribe(channel)
+        waiting.set()
+        return sub
+
+    monkeypatch.setattr(site.services.bus, "subscribe", subscribe_and_tell)
+    return waiting
+
+
 @pytest.mark.parametrize("params", [{"wait": "-1"}, {"wait": "soon"}, {"version": "two"}])
 async def test_bad_long_poll_parameters_are_refused_with_400(
     site: Site, params: dict[str, str]
@@ -210,19 +225,11 @@ async def test_long_poll_on_a_finished_request_answers_at_once(site: Site) -> No
 
 
 async def test_long_poll_returns_as_soon_as_the_version_changes(
-    site: Site, requester_kind: str
+    site: Site, requester_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requester = await site.new_requester(requester_kind)
     approver = await site.sign_in()
-    waiting = asyncio.Event()
-    subscribe = site.services.bus.subscribe
-
-    def subscribe_and_tell(channel: str):  # type: ignore[no-untyped-def]
-        sub = subscribe(channel)
-        waiting.set()
-        return sub
-
-    site.services.bus.subscribe = subscribe_and_tell  # type: ignore[method-assign]
+    waiting = subscribed(site, monkeypatch)
     poll = asyncio.create_task(requester.state(version=1, wait=60))
     await within(waiting.wait())
     assert not poll.done()
@@ -275,18 +282,19 @@ async def test_events_of_a_finished_request_send_the_state_once_and_end(
 
 
 async def test_events_carry_every_change_until_the_request_ends(
-    site: Site, requester_kind: str
+    site: Site, requester_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requester = await site.new_requester(requester_kind)
     approver = await site.sign_in()
+    waiting = subscribed(site, monkeypatch)
     stream = asyncio.create_task(requester.events())
-    await asyncio.sleep(0)
+    await within(waiting.wait())
 
     await site.signed_in(requester, approver)
     response = await within(stream)
 
     statuses = [e["status"] for e in _events(response.text)]
-    assert statuses[-1] == "consumed"
+    assert (statuses[0], statuses[-1]) == ("pending", "consumed")
     order = ["pending", "scanned", "approved", "consumed"]
     assert statuses == sorted(set(statuses), key=order.index)
 
