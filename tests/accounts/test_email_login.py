@@ -12,6 +12,8 @@ import httpx
 
 from support import LiveServer, SmtpSink, mail_links, mail_text
 
+# Tests ask for `smtp_sink` before `live_server`, so the server stops (and finishes sending
+# any background mail) before the SMTP sink goes away.
 START = "/api/v1/auth/email/start"
 VERIFY = "/api/v1/auth/email/verify"
 CODE_RE = re.compile(r"\b(\d{6})\b")
@@ -53,7 +55,7 @@ async def signed_up(server: LiveServer, sink: SmtpSink, email: str) -> None:
 
 
 async def test_start_answers_alike_for_new_and_existing_addresses_and_sends_one_mail(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server()
     await signed_up(server, smtp_sink, "old@example.com")
@@ -84,7 +86,7 @@ async def test_start_answers_alike_for_new_and_existing_addresses_and_sends_one_
 
 
 async def test_the_code_signs_in_once(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server()
     email = "ada@example.com"
@@ -120,7 +122,7 @@ async def test_the_code_signs_in_once(
 
 
 async def test_five_wrong_tries_burn_the_code_and_every_failure_looks_the_same(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server()
     email = "grace@example.com"
@@ -154,7 +156,7 @@ async def test_five_wrong_tries_burn_the_code_and_every_failure_looks_the_same(
 
 
 async def test_a_new_code_replaces_the_old_one(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server()
     email = "lin@example.com"
@@ -172,7 +174,7 @@ async def test_a_new_code_replaces_the_old_one(
 
 
 async def test_malformed_addresses_are_refused_and_send_nothing(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server()
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

@@ -19,6 +19,8 @@ from qrlogin.core.clock import FrozenClock
 from qrlogin.core.policy import Policy
 from support import LiveServer, SmtpSink, mail_text
 
+# Tests ask for `smtp_sink` before `live_server`, so the server stops (and finishes sending
+# any background mail) before the SMTP sink goes away.
 START = "/api/v1/auth/email/start"
 VERIFY = "/api/v1/auth/email/verify"
 LOCKOUT = Policy().account_failure_lockout  # 100
@@ -103,7 +105,7 @@ def assert_locked(response: httpx.Response) -> int:
 
 
 async def test_100_consecutive_wrong_codes_lock_the_account_and_send_one_notice(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     clock = FrozenClock()
     server = live_server(rate_limits=False, app_kwargs={"clock": clock})
@@ -161,7 +163,7 @@ async def test_100_consecutive_wrong_codes_lock_the_account_and_send_one_notice(
 
 
 async def test_a_success_before_100_resets_the_streak(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server(rate_limits=False)
     ada = Person(server, smtp_sink, "ada@example.com")
@@ -183,7 +185,7 @@ async def test_a_success_before_100_resets_the_streak(
 
 
 async def test_wrong_codes_for_an_unknown_address_lock_nothing(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer]
 ) -> None:
     server = live_server(rate_limits=False)
     ghost = Person(server, smtp_sink, "ghost@example.com")

@@ -17,6 +17,8 @@ import pytest
 from qrlogin.core.policy import Policy
 from support import LiveServer, SmtpSink, mail_text
 
+# Tests ask for `smtp_sink` before `live_server`, so the server stops (and finishes sending
+# any background mail) before the SMTP sink goes away.
 API = "/api/v1/login-requests"
 BROWSER = {"qrlogin-client": "browser"}
 TIMEOUT = httpx.Timeout(10, read=30)  # a stream may sit idle until its next heartbeat
@@ -146,7 +148,7 @@ NewClient = Callable[[LiveServer], httpx.AsyncClient]
 
 
 async def test_current_state_first_then_scan_approve_and_exchange_in_order(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink, clients: NewClient
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer], clients: NewClient
 ) -> None:
     server = live_server(confirm="tap")
     requester = clients(server)
@@ -191,7 +193,7 @@ async def test_current_state_first_then_scan_approve_and_exchange_in_order(
 
 
 async def test_rotation_arrives_as_an_event_with_no_other_action(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink, clients: NewClient
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer], clients: NewClient
 ) -> None:
     policy = Policy(handle_rotation=1, handle_grace=1, heartbeat=0.5)
     server = live_server(confirm="tap", app_kwargs={"policy": policy})
@@ -250,8 +252,8 @@ async def test_heartbeats_arrive_while_nothing_happens(
 
 @pytest.mark.parametrize("ending", ["denied", "cancelled"])
 async def test_the_stream_ends_after_a_final_state(
-    live_server: Callable[..., LiveServer],
     smtp_sink: SmtpSink,
+    live_server: Callable[..., LiveServer],
     clients: NewClient,
     ending: str,
 ) -> None:
@@ -315,7 +317,7 @@ async def test_no_or_wrong_secret_is_refused_alike_for_real_and_unknown_ids(
 
 
 async def test_browser_requesters_use_the_cookie_instead_of_the_bearer(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink, clients: NewClient
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer], clients: NewClient
 ) -> None:
     server = live_server(confirm="tap")
     browser = clients(server)
@@ -352,7 +354,7 @@ async def test_browser_requesters_use_the_cookie_instead_of_the_bearer(
 
 
 async def test_long_poll_returns_the_new_version_after_an_approval_elsewhere(
-    live_server: Callable[..., LiveServer], smtp_sink: SmtpSink, clients: NewClient
+    smtp_sink: SmtpSink, live_server: Callable[..., LiveServer], clients: NewClient
 ) -> None:
     server = live_server(confirm="tap")
     requester = clients(server)
