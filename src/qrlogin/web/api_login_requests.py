@@ -19,7 +19,12 @@ from qrlogin.web.schemas import (
     LoginRequestState,
     SessionOut,
 )
-from qrlogin.web.security import BROWSER_HEADER, require_browser_header, set_cookie
+from qrlogin.web.security import (
+    BROWSER_HEADER,
+    clear_cookie,
+    require_browser_header,
+    set_cookie,
+)
 from qrlogin.web.sessions import session_response
 from qrlogin.web.sse import HEARTBEAT, sse_event, sse_response
 
@@ -138,7 +143,8 @@ async def exchange_login_request(
     )
     response = session_response(request, issued, browser=browser)
     if browser:
-        response.delete_cookie(deps.cookie_names(request).requester, path="/")
+        # clear_cookie keeps Secure: browsers ignore a __Host- cookie's deletion without it
+        clear_cookie(response, deps.cookie_names(request).requester, https=svc.settings.https)
     return response
 
 
