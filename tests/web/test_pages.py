@@ -545,12 +545,6 @@ async def test_over_https_every_cookie_is_host_prefixed_and_secure(make_site) ->
         assert "domain=" not in line.lower(), line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the exchange (api_login_requests.py) and the /logout form (pages.py) clear "
-    "their __Host- cookie with delete_cookie() without Secure, which browsers ignore; "
-    "security.clear_cookie() does it right",
-)
 async def test_over_https_cleared_cookies_are_secure_too(make_site) -> None:
     site = await make_site(public_url="https://testserver")
     await browse_everything(site)
