@@ -337,12 +337,6 @@ async def test_bad_user_code_input_is_refused_with_400(
     assert error_of(response) == (400, "invalid_request")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: rotation is lazy (only a requester read rotates), so a handle no requester "
-    "has polled for stays scannable past its 30 s + 10 s grace; store.login_request_by_handle "
-    "does not check handle_expires_at",
-)
 async def test_a_handle_is_refused_once_its_rotation_and_grace_are_over_even_unpolled(
     site: Site, approver: Approver
 ) -> None:

@@ -457,12 +457,6 @@ async def test_8_racing_posts_of_a_magic_link_start_exactly_one_session(
     assert len(with_session) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: EmailLogins.confirm_link returns (None, info) when the asking browser loses "
-    "the race to consume its own link, so pages.email_link_confirm answers the loser 200 "
-    "'Confirmed ... you are now signed in' instead of 'This link cannot be used'",
-)
 async def test_8_the_losers_of_a_magic_link_race_are_told_it_was_used(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -206,7 +206,8 @@ class EmailLogins:
         if info is None:
             return None, None
         if info.same_browser or info.login.browser_hash is None:
-            return await self._complete(info.login, device), info
+            issued = await self._complete(info.login, device)
+            return issued, (info if issued is not None else None)  # a lost race: link used
         ok = await self.store.confirm_email_login_elsewhere(
             info.login.id, self.clock.now(), self.policy.code_attempts
         )

@@ -25,7 +25,9 @@ class ApproverFlows(LoginRequestsBase):
     # -- approver --------------------------------------------------------------------------
 
     async def _by_handle(self, handle: str) -> LoginRequest:
-        rec = await self.store.login_request_by_handle(sha256_hex(handle), self.clock.now())
+        rec = await self.store.login_request_by_handle(
+            sha256_hex(handle), self.clock.now(), self.policy.handle_grace
+        )
         if rec is None:
             raise InvalidHandle()
         return rec

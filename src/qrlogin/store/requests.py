@@ -30,12 +30,22 @@ class LoginRequestStore(SqlBase):
         row = await self._one(login_requests, _LR.id == request_id)
         return LoginRequest.from_mapping(row) if row else None
 
-    async def login_request_by_handle(self, handle_hash: str, now: float) -> LoginRequest | None:
-        """The request whose current handle, or previous handle within its grace, matches."""
+    async def login_request_by_handle(
+        self, handle_hash: str, now: float, grace: float
+    ) -> LoginRequest | None:
+        """The request whose current handle, or previous handle within its grace, matches.
+        Rotation happens when the requester reads, so a current handle nobody rotated still
+        dies at its due time plus the grace while the request waits for a scan."""
         row = await self._one(
             login_requests,
             or_(
-                _LR.handle_hash == handle_hash,
+                and_(
+                    _LR.handle_hash == handle_hash,
+                    or_(
+                        _LR.status != Status.PENDING.value,
+                        _LR.handle_expires_at + grace > now,
+                    ),
+                ),
                 and_(_LR.prev_handle_hash == handle_hash, _LR.prev_handle_until > now),
             ),
         )
