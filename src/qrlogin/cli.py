@@ -17,6 +17,7 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from qrlogin import logs
     from qrlogin.web.app import create_app
 
     public_url = args.public_url
@@ -35,8 +36,11 @@ def _serve(args: argparse.Namespace) -> int:
             "--public-url http://<this machine's LAN address>:<port>",
             file=sys.stderr,
         )
+    logs.configure()
     uvicorn.run(
         create_app(settings),
+        access_log=False,
+        log_config=None,
         host=args.host,
         port=args.port,
         log_level="info",

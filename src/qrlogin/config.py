@@ -24,6 +24,8 @@ class Settings:
     data_dir: Path = Path(".qrlogin")
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "qrlogin"  # keys and channels; lets deployments share one Redis
+    events: Literal["memory", "redis", "postgres"] | None = None  # None: redis if configured
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str | None = None
     smtp_url: str | None = None
@@ -49,7 +51,17 @@ class Settings:
                 f"QRLOGIN_PUBLIC_URL must start with http:// or https://, not {self.public_url!r}"
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if self.event_bus == "redis" and not self.redis_url:
+            raise ConfigError("QRLOGIN_EVENTS=redis needs QRLOGIN_REDIS_URL")
+        if self.event_bus == "postgres" and not self.resolved_database_url.startswith("postgres"):
+            raise ConfigError("QRLOGIN_EVENTS=postgres needs a PostgreSQL QRLOGIN_DATABASE_URL")
+        if self.event_bus not in ("memory", "redis", "postgres"):
+            raise ConfigError("QRLOGIN_EVENTS must be one of memory, redis, postgres")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    @property
+    def event_bus(self) -> str:
+        return self.events or ("redis" if self.redis_url else "memory")
 
     @property
     def https(self) -> bool:

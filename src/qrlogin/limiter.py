@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -53,14 +54,28 @@ UNLIMITED = Limits(
 
 
 class RateLimiter:
-    def __init__(self, rules: Limits, storage_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        rules: Limits,
+        redis_url: str | None = None,
+        prefix: str = "qrlogin",
+        on_error: Callable[[], None] | None = None,
+        on_refusal: Callable[[str], None] | None = None,
+    ) -> None:
         self.rules = rules
-        storage = storage_from_string(storage_uri) if storage_uri else MemoryStorage()
-        assert isinstance(storage, Storage), "rate-limit storage must be an async+ URI"
-        self.storage: Storage = storage
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.local = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = self.local
+        if redis_url:
+            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
+            storage = storage_from_string(
+                uri, implementation="redispy", key_prefix=f"{prefix}:limits"
+            )
+            assert isinstance(storage, Storage)
+            self.limiter = MovingWindowRateLimiter(storage)
         self._items: dict[str, RateLimitItem] = {}
+        self._on_error = on_error or (lambda: None)
         self.refusals = 0
+        self._on_refusal = on_refusal
 
     def _item(self, rule: str) -> RateLimitItem:
         item = self._items.get(rule)
@@ -72,10 +87,20 @@ class RateLimiter:
         """Count one attempt against ``rule`` for ``identifiers``, or raise ``RateLimited``
         with the seconds until the window lets the next one through."""
         item = self._item(rule)
-        if await self.limiter.hit(item, rule, *identifiers):
+        limiter = self.limiter
+        try:
+            allowed = await limiter.hit(item, rule, *identifiers)
+        except Exception:
+            # shared counters are away (Redis down): keep limiting, per instance, meanwhile
+            self._on_error()
+            limiter = self.local
+            allowed = await limiter.hit(item, rule, *identifiers)
+        if allowed:
             return
         self.refusals += 1
-        stats = await self.limiter.get_window_stats(item, rule, *identifiers)
+        if self._on_refusal is not None:
+            self._on_refusal(rule)
+        stats = await limiter.get_window_stats(item, rule, *identifiers)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(
             f"Too many attempts. Wait {retry} seconds and try again.", retry_after=retry

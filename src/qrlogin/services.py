@@ -12,8 +12,11 @@ from qrlogin.core.clock import Clock, SystemClock
 from qrlogin.core.policy import Policy
 from qrlogin.events.memory import MemoryBus
 from qrlogin.events.port import EventBus
+from qrlogin.events.postgres import PostgresBus
+from qrlogin.events.redis import RedisBus
 from qrlogin.handshake.service import LoginRequests
 from qrlogin.limiter import UNLIMITED, Limits, RateLimiter
+from qrlogin.metrics import Metrics
 from qrlogin.sessions.service import SessionService
 from qrlogin.store.engine import make_engine
 from qrlogin.store.sql import SqlStore
@@ -33,7 +36,19 @@ class Services:
     email_logins: EmailLogins
     limiter: RateLimiter
     guard: AccountGuard
+    metrics: Metrics
     outbox: OutboxMailer | None = field(default=None)
+
+
+def make_bus(settings: Settings, metrics: Metrics) -> EventBus:
+    """In-process events for one instance; Redis pub/sub or LISTEN/NOTIFY for many."""
+    kind = settings.event_bus
+    if kind == "redis" and settings.redis_url:
+        return RedisBus(settings.redis_url, settings.redis_prefix, metrics.bus_errors.inc)
+    if kind == "postgres":
+        prefix = settings.redis_prefix.replace(":", "_").replace("-", "_")
+        return PostgresBus(settings.resolved_database_url, prefix, metrics.bus_errors.inc)
+    return MemoryBus()
 
 
 def build_services(
@@ -46,7 +61,8 @@ def build_services(
     )
     key = settings.key_bytes()
     store = SqlStore(make_engine(settings.resolved_database_url))
-    bus: EventBus = MemoryBus()
+    metrics = Metrics()
+    bus = make_bus(settings, metrics)
     outbox: OutboxMailer | None = None
     mailer: Mailer
     if settings.smtp_url:
@@ -59,7 +75,13 @@ def build_services(
     sessions = SessionService(
         store, clock, policy, bus, mailer, key, settings.site_name, settings.public_url
     )
-    limiter = RateLimiter(Limits() if settings.rate_limits else UNLIMITED)
+    limiter = RateLimiter(
+        Limits() if settings.rate_limits else UNLIMITED,
+        redis_url=settings.redis_url,
+        prefix=settings.redis_prefix,
+        on_error=metrics.bus_errors.inc,
+        on_refusal=lambda rule: metrics.rate_limit_refusals.labels(rule).inc(),
+    )
     guard = AccountGuard(store, mailer, clock, policy, settings.site_name, sessions)
     login_requests = LoginRequests(
         store,
@@ -99,5 +121,6 @@ def build_services(
         email_logins=email_logins,
         limiter=limiter,
         guard=guard,
+        metrics=metrics,
         outbox=outbox,
     )

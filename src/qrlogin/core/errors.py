@@ -151,6 +151,14 @@ class InvalidGrant(QrLoginError):
     default_message = "This refresh token is not valid any more. Sign in again."
 
 
+class ServiceUnavailable(QrLoginError):
+    """The database did not answer; nothing was changed."""
+
+    error = "unavailable"
+    status = 503
+    default_message = "The service is briefly unavailable. Nothing was changed; try again."
+
+
 class NotFound(QrLoginError):
     error = "not_found"
     status = 404

@@ -54,6 +54,12 @@ class MemoryBus:
         for sub in tuple(self._channels.get(channel, ())):
             sub.notify()
 
+    def deliver_all(self) -> None:
+        """Wake every listener (after a bus outage: they re-read what they wait on)."""
+        for subs in tuple(self._channels.values()):
+            for sub in tuple(subs):
+                sub.notify()
+
     async def publish(self, channel: str, version: int) -> None:
         self.deliver(channel)
 

@@ -60,6 +60,11 @@ class LoginRequestStore(SqlBase):
         )
         return LoginRequest.from_mapping(row) if row else None
 
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(_LR.status, func.count()).group_by(_LR.status))).all()
+        return {str(status): int(n) for status, n in rows}
+
     async def count_pending_by_ip(self, ip: str, now: float) -> int:
         async with self.engine.connect() as conn:
             n = await conn.scalar(

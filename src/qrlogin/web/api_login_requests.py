@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from qrlogin.core.machine import Status
 from qrlogin.handshake.watch import changes
 from qrlogin.store.records import LoginRequest
 from qrlogin.web import deps
@@ -26,7 +27,7 @@ from qrlogin.web.security import (
     set_cookie,
 )
 from qrlogin.web.sessions import session_response
-from qrlogin.web.sse import HEARTBEAT, sse_event, sse_response
+from qrlogin.web.sse import HEARTBEAT, counted, sse_event, sse_response
 
 router = APIRouter(prefix="/api/v1/login-requests", tags=["requester"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -52,12 +53,13 @@ def _cookie_write_check(request: Request) -> None:
 
 @router.post("", status_code=201, response_model=CreatedLoginRequest, responses=ERRORS)
 async def create_login_request(
-    body: CreateLoginRequest, request: Request, response: Response
+    request: Request, response: Response, body: CreateLoginRequest | None = None
 ) -> dict[str, Any]:
     """Start a login request. Browser pages (header ``Qrlogin-Client: browser``) get the
     secret as an HttpOnly cookie instead of in the body."""
     svc = deps.services(request)
-    created = await svc.login_requests.create(deps.device_of(request, body.device_name))
+    name = body.device_name if body else None
+    created = await svc.login_requests.create(deps.device_of(request, name))
     view = svc.login_requests.requester_view(created.request)
     if _is_browser(request):
         set_cookie(
@@ -111,10 +113,13 @@ async def login_request_events(request_id: str, request: Request) -> StreamingRe
         async for changed in changes(lr, rec, heartbeat=svc.policy.heartbeat):
             if changed is None:
                 yield HEARTBEAT
-            else:
-                yield sse_event("state", lr.requester_view(changed), changed.version)
+                continue
+            yield sse_event("state", lr.requester_view(changed), changed.version)
+            if changed.status == Status.APPROVED.value and changed.approved_at is not None:
+                latency = svc.clock.now() - changed.approved_at
+                svc.metrics.approval_latency.observe(max(0.0, latency))
 
-    return sse_response(stream())
+    return sse_response(counted(svc.metrics.open_streams.labels("login_request"), stream()))
 
 
 @router.post(

@@ -25,7 +25,7 @@ from qrlogin.web.schemas import (
 )
 from qrlogin.web.security import require_browser_header
 from qrlogin.web.sessions import session_response
-from qrlogin.web.sse import HEARTBEAT, sse_event, sse_response
+from qrlogin.web.sse import HEARTBEAT, counted, sse_event, sse_response
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -166,7 +166,7 @@ async def me_events(request: Request) -> StreamingResponse:
         finally:
             sub.close()
 
-    return sse_response(stream())
+    return sse_response(counted(svc.metrics.open_streams.labels("me"), stream()))
 
 
 @router.get("/me/activity", response_model=ActivityList, responses=ERRORS)

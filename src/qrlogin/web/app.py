@@ -10,22 +10,30 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qrlogin import __version__
 from qrlogin.config import Settings
 from qrlogin.core.clock import Clock
-from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
+from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError, ServiceUnavailable
 from qrlogin.core.policy import Policy
+from qrlogin.logs import redact_path
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
-from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, pages
+from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
+from qrlogin.web.middleware import RequestLog
 from qrlogin.web.security import CookieNames, SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
 STATIC = Path(__file__).with_name("static")
+
+
+def wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
 def error_response(exc: QrLoginError) -> JSONResponse:
@@ -78,8 +86,24 @@ def create_app(
     app.state.cookie_names = CookieNames.for_https(settings.https)
 
     @app.exception_handler(QrLoginError)
-    async def _qrlogin_error(request: Request, exc: QrLoginError) -> JSONResponse:
+    async def _qrlogin_error(request: Request, exc: QrLoginError) -> Response:
+        if wants_page(request):  # a person at a form, not an API client: show a page
+            response = pages.message(request, "That did not work", exc.message, exc.status)
+            if exc.retry_after is not None:
+                response.headers["retry-after"] = str(exc.retry_after)
+            return response
         return error_response(exc)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        services.metrics.database_errors.inc()
+        log.error(
+            "database error on %s %s: %s",
+            request.method,
+            redact_path(request.url.path),
+            exc.__class__.__name__,
+        )
+        return error_response(ServiceUnavailable())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,7 +125,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.exception("unexpected error on %s %s", request.method, redact_path(request.url.path))
         return error_response(QrLoginError())
 
     app.include_router(api_login_requests.router)
@@ -110,11 +134,9 @@ def create_app(
     app.include_router(api_auth.router)
     app.include_router(api_sessions.router)
     app.include_router(pages.router)
+    app.include_router(operations.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog)
     return app

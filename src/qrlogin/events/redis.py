@@ -1,0 +1,44 @@
+"""Redis pub/sub event bus: one pattern subscription per instance fans every event out to the
+listeners on that instance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from qrlogin.events.remote import RemoteBus
+
+
+class RedisBus(RemoteBus):
+    def __init__(self, url: str, prefix: str, on_error: Callable[[], None] | None = None) -> None:
+        super().__init__(on_error)
+        self.url = url
+        self.prefix = f"{prefix}:ev:"
+        self._publisher = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    async def _listen(self) -> None:
+        client = Redis.from_url(url=self.url, socket_connect_timeout=2, health_check_interval=5)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(f"{self.prefix}*")
+            self._mark_connected()
+            cut = len(self.prefix)
+            while True:
+                message = await pubsub.get_message(timeout=5.0)
+                if message is None:
+                    await client.ping()  # notice a dead connection while idle
+                    continue
+                channel = message["channel"]
+                name = channel.decode() if isinstance(channel, bytes) else str(channel)
+                if message["type"] == "pmessage":
+                    self.deliver(name[cut:])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()
+
+    async def _send(self, channel: str, version: int) -> None:
+        await self._publisher.publish(f"{self.prefix}{channel}", str(version))
+
+    async def _close(self) -> None:
+        await self._publisher.aclose()
