@@ -24,6 +24,7 @@ from qrlogin.core.tokens import (
 )
 from qrlogin.handshake.base import Created, LoginRequestsBase
 from qrlogin.handshake.refusals import exchange_refusal
+from qrlogin.limiter import UNLIMITED
 from qrlogin.sessions.service import Device, IssuedSession
 from qrlogin.store.records import LoginRequest
 
@@ -34,9 +35,9 @@ class RequesterFlows(LoginRequestsBase):
     async def create(self, device: Device) -> Created:
         await self.limiter.reserve_all(("create_per_ip", (device.ip,)), ("create_global", ()))
         now = self.clock.now()
-        if (
-            await self.store.count_pending_by_ip(device.ip, now)
-            >= self.limiter.rules.pending_per_ip
+        cap = self.limiter.rules.pending_per_ip
+        if cap < UNLIMITED.pending_per_ip and (
+            await self.store.count_pending_by_ip(device.ip, now, cap) >= cap
         ):
             raise RateLimited(
                 "Too many sign-ins are waiting from your network. Finish or cancel one, "

@@ -25,15 +25,19 @@ async def changes(
     Ends after yielding a terminal state, or at ``until`` (clock time)."""
     seen = fingerprint(svc, rec)
     sub = svc.bus.subscribe(login_request_channel(rec.id))
+    # ``rec`` was read before this subscription existed: the first pass re-reads at once, so a
+    # change made in between is seen now rather than at the next heartbeat
+    first = True
     try:
         while True:
             now = svc.clock.now()
             if until is not None and now >= until:
                 return
-            limit = min(heartbeat, max(0.0, svc.next_deadline(rec) - now) + 0.05)
-            if until is not None:
-                limit = min(limit, until - now)
-            await sub.wait(limit)
+            if not first:
+                limit = min(heartbeat, max(0.0, svc.next_deadline(rec) - now) + 0.05)
+                if until is not None:
+                    limit = min(limit, until - now)
+                await sub.wait(limit)
             latest = await svc.store.get_login_request(rec.id)
             if latest is None:
                 return
@@ -44,7 +48,8 @@ async def changes(
                 yield rec
                 if rec.status_at(svc.clock.now()).terminal:
                     return
-            elif until is None or svc.clock.now() < until:
+            elif not first and (until is None or svc.clock.now() < until):
                 yield None
+            first = False
     finally:
         sub.close()

@@ -65,13 +65,16 @@ class LoginRequestStore(SqlBase):
             rows = (await conn.execute(select(_LR.status, func.count()).group_by(_LR.status))).all()
         return {str(status): int(n) for status, n in rows}
 
-    async def count_pending_by_ip(self, ip: str, now: float) -> int:
+    async def count_pending_by_ip(self, ip: str, now: float, up_to: int) -> int:
+        """Pending requests from ``ip``, counted no further than ``up_to`` (a bounded scan)."""
+        pending = (
+            select(_LR.id)
+            .where(_LR.ip == ip, _LR.status == Status.PENDING.value, _LR.expires_at > now)
+            .limit(up_to)
+            .subquery()
+        )
         async with self.engine.connect() as conn:
-            n = await conn.scalar(
-                select(func.count())
-                .select_from(login_requests)
-                .where(_LR.ip == ip, _LR.status == Status.PENDING.value, _LR.expires_at > now)
-            )
+            n = await conn.scalar(select(func.count()).select_from(pending))
         return int(n or 0)
 
     @staticmethod
