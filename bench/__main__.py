@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import pickle
 import shlex
 import sys
 import time
@@ -42,7 +43,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         ns: tuple[int, ...] = (1000,)
         approvals = {1000: 100}
-        wrk_seconds = 4.0
+        wrk_seconds = 3.0
     else:
         ns = (1000, 10000)
         approvals = {1000: 500, 10000: 1000}
@@ -57,7 +58,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         rate=args.rate,
         cpu_window=5.0 if args.quick else 10.0,
         poll_window=5.0 if args.quick else 10.0,
-        phase_limit=20.0 if args.quick else 120.0,
+        phase_limit=10.0 if args.quick else 60.0,
         wrk_seconds=args.seconds or wrk_seconds,
         profile=args.profile if args.profile is not None else not args.quick,
         pg=not args.no_pg,
@@ -100,17 +101,18 @@ def wait_quiet(limit: float) -> None:
 
 
 def _note_waiting(run: Run, res: waiting.WaitingResult) -> None:
+    before = len(run.notes)
     for note in res.notes:
         run.notes.append(f"{res.target}, N={res.n:,}: {note}")
     if res.errors:
         errs = ", ".join(f"{k} × {v}" for k, v in sorted(res.errors.items()))
-        run.notes.append(f"{res.target}, N={res.n:,}: failed approvals: {errs}")
+        run.notes.append(f"{res.target}, N={res.n:,}: errors: {errs}")
     if res.target.startswith("qrlogin"):
         run.notes.append(
             f"{res.target}, N={res.n:,}: set-up created {res.create_rate:.0f} requests/s and "
             f"opened {res.open_rate:.0f} streams/s"
         )
-    for line in run.notes[-3:]:
+    for line in run.notes[before:]:
         log("  " + line)
 
 
@@ -131,7 +133,8 @@ def measure_waiting(run: Run) -> None:
                     plan.cpu_window,
                     profile_to=spy_out if plan.profile else None,
                     phase_limit=plan.phase_limit,
-                    drain=10.0 if plan.quick else 20.0,
+                    drain=5.0 if plan.quick else 20.0,
+                    warm_rounds=10 if plan.quick else 30,
                 )
             )
         finally:
@@ -295,7 +298,7 @@ def profile_throughput(run: Run) -> None:
             threads = conns if script == "signin.lua" else None
             load.wrk(url, script, 1, env, connections=conns, threads=threads or 2)
             out = RESULTS / f"profile-qrlogin-{name}.txt"
-            spy = profile.record_start(server.pid, secs - 2, out)
+            spy = profile.record_start(server.pid, secs - 2, out, wall=True)
             result = load.wrk(url, script, secs, env, connections=conns, threads=threads or 2)
             if spy is not None:
                 spy.wait(60)
@@ -331,7 +334,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--only", choices=["waiting", "create", "signin"], action="append")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only write the docs again from the last run's saved results",
+    )
     args = parser.parse_args(argv)
+    saved = RESULTS / "last-run.pickle"
+    if args.render:
+        with open(saved, "rb") as f:
+            run, elapsed = pickle.load(f)
+        print(report.table(run))
+        report.write(run, Path(args.out), elapsed)
+        return 0
     plan = make_plan(args)
     procs.raise_nofile()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -358,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         profile_throughput(run)
     run.load_after = loadavg()
     elapsed = time.monotonic() - t0
+    with open(saved, "wb") as f:
+        pickle.dump((run, elapsed), f)
     text = report.table(run)
     print(text)
     out = Path(args.out)

@@ -16,15 +16,21 @@ def py_spy() -> str | None:
     return str(exe) if exe.exists() else shutil.which("py-spy")
 
 
-def record_start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+def record_start(
+    pid: int, seconds: float, out: Path, *, wall: bool = False
+) -> subprocess.Popen[bytes] | None:
+    """py-spy on ``pid`` for ``seconds``. ``wall``: also sample threads that wait (``--idle``)
+    and native frames, to see where time goes while nothing runs (locks, sleeps, I/O)."""
     exe = py_spy()
     if exe is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
+    extra = ["--idle", "--native"] if wall else ["--nonblocking"]
     return subprocess.Popen(
         [
             exe,
             "record",
+            *extra,
             "--pid",
             str(pid),
             "--duration",
@@ -33,7 +39,6 @@ def record_start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]
             "200",
             "--format",
             "raw",
-            "--nonblocking",
             "-o",
             str(out),
         ],
@@ -45,75 +50,72 @@ def record_start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]
 @dataclass
 class Summary:
     samples: int
-    idle: int
-    inclusive: list[tuple[str, int]]
-    self_time: list[tuple[str, int]]
+    leaves: list[tuple[str, int]]  # where a sample ended: frame (← nearest Python frame)
+    ours: list[tuple[str, int]]  # qrlogin frames on the stack, inclusive
 
-    def busy_pct(self, count: int) -> float:
-        busy = self.samples - self.idle
-        return 100.0 * count / busy if busy else 0.0
-
-
-IDLE_LEAVES = (
-    "select (selectors.py",
-    "_run_once (asyncio",
-    "poll (selectors.py",
-    "wait (threading.py",
-)
+    def pct(self, count: int) -> float:
+        return 100.0 * count / self.samples if self.samples else 0.0
 
 
 def _short(frame: str) -> str:
-    # "func (path/to/module.py:123)" -> "func (module.py:123)" with the package kept for src
+    """``func (path/to/module.py:123)`` -> ``func (module path from the package:123)``."""
+    if ".py:" not in frame:
+        return frame.split(" (", 1)[0]  # a native frame: its symbol name
     name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    path, _, line = where.rpartition(":")
-    if "/site-packages/" in path:
-        path = path.split("/site-packages/", 1)[1]
-    elif "/src/" in path:
-        path = path.split("/src/", 1)[1]
-    elif "/lib/python" in path:
-        path = "stdlib/" + path.rsplit("/", 1)[-1]
+    path, _, line = where.rstrip(")").rpartition(":")
+    for marker in ("/site-packages/", "/src/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    else:
+        if "/lib/python" in path:
+            path = path.rsplit("/", 1)[-1]
     return f"{name} ({path}:{line})"
 
 
-def summarise(raw: Path, top: int = 15) -> Summary:
-    inclusive: Counter[str] = Counter()
-    self_time: Counter[str] = Counter()
-    samples = idle = 0
+def summarise(raw: Path, top: int = 12) -> Summary:
+    leaves: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    samples = 0
     for line in raw.read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_s.isdigit():
             continue
         count = int(count_s)
-        frames = stack.split(";")
         samples += count
-        leaf = frames[-1]
-        if any(mark in leaf for mark in IDLE_LEAVES) or leaf.startswith(("epoll", "select")):
-            idle += count
+        frames = [f for f in stack.split(";") if f and not f.startswith("0x")]
+        if not frames:
             continue
-        shorts = [_short(f) for f in frames if "(" in f]
-        for f in set(shorts):
-            inclusive[f] += count
-        if shorts:
-            self_time[shorts[-1]] += count
-    return Summary(samples, idle, inclusive.most_common(top), self_time.most_common(top))
+        native = []
+        for f in reversed(frames):
+            if ".py:" in f:
+                break
+            native.append(f.split(" (", 1)[0])
+        py = next((f for f in reversed(frames) if ".py:" in f), None)
+        if native:
+            shown = " > ".join(reversed(native[:5]))
+            leaf = f"{shown} ← {_short(py)}" if py else shown
+        else:
+            leaf = _short(frames[-1])
+        leaves[leaf] += count
+        for f in {_short(f) for f in frames if "qrlogin/" in f and ".py:" in f}:
+            ours[f] += count
+    return Summary(samples, leaves.most_common(top), ours.most_common(top))
 
 
-def as_markdown(title: str, s: Summary, raw: Path) -> str:
-    busy = s.samples - s.idle
+def as_markdown(title: str, s: Summary, raw: Path, note: str = "") -> str:
     lines = [
         f"#### {title}",
         "",
-        f"py-spy, {s.samples} samples, {busy} busy ({100 * busy / max(1, s.samples):.0f} %). "
-        f"Raw stacks: `{raw.name}`.",
+        f"{s.samples} samples. {note}Raw stacks: `bench/results/{raw.name}` "
+        "(py-spy raw format; not committed).",
         "",
-        "| inclusive % of busy | frame | | self % of busy | frame |",
-        "|---:|---|---|---:|---|",
+        "| % of samples | where samples end (leaf frame) |",
+        "|---:|---|",
     ]
-    for i in range(max(len(s.inclusive), len(s.self_time))):
-        a = s.inclusive[i] if i < len(s.inclusive) else ("", 0)
-        b = s.self_time[i] if i < len(s.self_time) else ("", 0)
-        lines.append(f"| {s.busy_pct(a[1]):.1f} | `{a[0]}` | | {s.busy_pct(b[1]):.1f} | `{b[0]}` |")
+    lines += [f"| {s.pct(c):.1f} | `{f}` |" for f, c in s.leaves]
+    lines += ["", "| % of samples | qrlogin frames on the stack (inclusive) |", "|---:|---|"]
+    lines += [f"| {s.pct(c):.1f} | `{f}` |" for f, c in s.ours]
     return "\n".join(lines) + "\n"
 
 

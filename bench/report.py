@@ -362,9 +362,11 @@ def write(run: Run, out: Path, elapsed: float) -> None:
             "",
             "## Profiles",
             "",
-            "Recorded by this run with py-spy (`--nonblocking`, "
-            "200 Hz) on the qrlogin server process; frames are shortened to "
-            "`function (module:line)`.",
+            "Recorded by this run with py-spy (`record --idle --native`, 200 Hz) on the "
+            "qrlogin server process: wall-clock samples of every thread, waiting ones "
+            "included, so the tables show where time goes, not only CPU. Idle waits are "
+            "`epoll_pwait` (event loop), `_queue_SimpleQueue_get` (aiosqlite and executor "
+            "threads with nothing to do).",
             "",
             *run.profiles,
         ]

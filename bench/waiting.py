@@ -220,20 +220,23 @@ async def qrlogin_waiting(
     profile_to: Path | None = None,
     phase_limit: float = 120.0,
     drain: float = 20.0,
+    warm_rounds: int = 30,
 ) -> WaitingResult:
     res = WaitingResult("qrlogin (SSE)", n, approvals, rate, cpu_window=cpu_window)
     t_setup = time.perf_counter()
     token = await sign_in_approver(server)
-    await warm_up(server.port, token)
+    await warm_up(server.port, token, warm_rounds)
     await asyncio.sleep(1)
     res.rss_base_kb = server.rss_kb()
 
     pool = Pool(server.port, 32)
 
-    async def create(_: int) -> Requester:
+    async def create(_: int) -> Requester | None:
         r = await pool.request("POST", "/api/v1/login-requests", json_body={})
         if r.status != 201:
-            raise RuntimeError(f"create: HTTP {r.status} {r.body[:200]!r}")
+            key = f"create HTTP {r.status}"
+            res.errors[key] = res.errors.get(key, 0) + 1
+            return None
         return Requester(r.json())
 
     t = time.perf_counter()
@@ -268,7 +271,8 @@ async def qrlogin_waiting(
     res.cpu_percent = await asyncio.to_thread(cpu_percent, [server.pid], cpu_window)
 
     auth = {"authorization": f"Bearer {token}"}
-    chosen = random.sample(requesters, min(approvals, n))
+    picked = random.sample(requesters, min(len(requesters), approvals * (2 if profile_to else 1)))
+    chosen, extra = picked[:approvals], picked[approvals:]
     approved_at: dict[str, float] = {}
 
     async def approve(i: int) -> None:
@@ -280,6 +284,21 @@ async def qrlogin_waiting(
 
     async def approve_one(req: Requester) -> None:
         r = await pool.request("GET", f"/api/v1/scan/{req.handle}", headers=auth)
+        if r.status == 404:
+            # The handle this requester's stream last showed is dead: the server did not push
+            # a rotation in time. Count it, then do what a page would do on reload: read the
+            # request (which rotates it) and scan the fresh QR.
+            res.errors["stale handle on the stream"] = (
+                res.errors.get("stale handle on the stream", 0) + 1
+            )
+            state = await pool.request(
+                "GET",
+                f"/api/v1/login-requests/{req.id}",
+                headers={"authorization": f"Bearer {req.secret}"},
+            )
+            if state.status == 200 and state.json().get("qr_url"):
+                req.handle = state.json()["qr_url"].rsplit("/", 1)[1]
+                r = await pool.request("GET", f"/api/v1/scan/{req.handle}", headers=auth)
         if r.status != 200:
             res.errors[f"scan HTTP {r.status}"] = res.errors.get(f"scan HTTP {r.status}", 0) + 1
             return
@@ -290,13 +309,7 @@ async def qrlogin_waiting(
             key = f"approve HTTP {r.status}"
             res.errors[key] = res.errors.get(key, 0) + 1
 
-    spy = None
-    if profile_to is not None:
-        spy = profile.record_start(server.pid, len(chosen) / rate + 1, profile_to)
-        await asyncio.sleep(0.5)  # py-spy attaches
     await at_rate(len(chosen), rate, approve)
-    if spy is not None:
-        await asyncio.to_thread(spy.wait, 60)
     await wait_until(
         lambda: all(r.approved_at is not None for r in chosen if r.id in approved_at), drain
     )
@@ -307,6 +320,17 @@ async def qrlogin_waiting(
         else:
             res.latencies_ms.append((req.approved_at - t0) * 1000)
 
+    if profile_to is not None and extra:
+        # A second batch, not counted: py-spy with native frames pauses the process while it
+        # samples, so the measured batch above runs without it.
+        measured, chosen = chosen, extra
+        errors = dict(res.errors)
+        spy = profile.record_start(server.pid, len(chosen) / rate + 1, profile_to, wall=True)
+        await asyncio.sleep(0.5)  # py-spy attaches
+        await at_rate(len(chosen), rate, approve)
+        if spy is not None:
+            await asyncio.to_thread(spy.wait, 60)
+        chosen, res.errors = measured, errors
     for req in requesters:
         if req.stream is not None:
             req.stream.close()
