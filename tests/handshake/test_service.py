@@ -162,6 +162,20 @@ async def test_handle_scanned_in_the_grace_stays_valid_for_its_approver_until_ap
     assert view.status is Status.APPROVED
 
 
+async def test_a_handle_nobody_rotated_still_dies_at_its_due_time_plus_the_grace(
+    world: World, alice: SignedIn
+) -> None:
+    in_time = await world.lr.create(DESKTOP)
+    too_late = await world.lr.create(DESKTOP)
+    world.clock.advance(39.9)  # the requester stopped polling: no rotation was written
+    view = await world.lr.scan(world.lr.handle(in_time.request), alice.approver)
+    assert view.status is Status.SCANNED
+    world.clock.advance(0.1)
+    with pytest.raises(InvalidHandle):
+        await world.lr.scan(world.lr.handle(too_late.request), alice.approver)
+    assert (await world.row(too_late.request.id)).status == Status.PENDING.value
+
+
 async def test_a_scanned_request_stops_rotating(world: World, alice: SignedIn) -> None:
     created, _ = await scanned_by(world, alice)
     world.clock.advance(120)
