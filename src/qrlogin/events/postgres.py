@@ -18,6 +18,10 @@ def asyncpg_dsn(database_url: str) -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
+LISTENER_NAME = "qrlogin events"  # application_name: the listener is easy to spot (and kill)
+SENDER_NAME = "qrlogin events (send)"
+
+
 class PostgresBus(RemoteBus):
     def __init__(
         self, database_url: str, prefix: str, on_error: Callable[[], None] | None = None
@@ -29,7 +33,9 @@ class PostgresBus(RemoteBus):
         self._send_lock = asyncio.Lock()
 
     async def _listen(self) -> None:
-        conn = await asyncpg.connect(self.dsn, timeout=5)
+        conn = await asyncpg.connect(
+            self.dsn, timeout=5, server_settings={"application_name": LISTENER_NAME}
+        )
         lost = asyncio.Event()
 
         def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -43,7 +49,9 @@ class PostgresBus(RemoteBus):
                 try:
                     await asyncio.wait_for(lost.wait(), 5)
                 except TimeoutError:
-                    await conn.execute("SELECT 1")  # notice a dead connection while idle
+                    # notice a dead connection while idle
+                    await asyncio.wait_for(conn.execute("SELECT 1"), 5)
+            raise ConnectionError("the LISTEN connection was closed")
         finally:
             if not conn.is_closed():
                 conn.terminate()
@@ -51,7 +59,9 @@ class PostgresBus(RemoteBus):
     async def _send(self, channel: str, version: int) -> None:
         async with self._send_lock:
             if self._sender is None or self._sender.is_closed():
-                self._sender = await asyncpg.connect(self.dsn, timeout=5)
+                self._sender = await asyncpg.connect(
+                    self.dsn, timeout=5, server_settings={"application_name": SENDER_NAME}
+                )
             try:
                 await self._sender.execute("SELECT pg_notify($1, $2)", self.channel, channel)
             except Exception:

@@ -6,8 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from qrlogin.events.remote import RemoteBus
+
+
+def _one_retry() -> Retry:
+    """One immediate retry: enough for a pooled connection that died with a Redis restart,
+    and no backoff that would hold a request for seconds while Redis is away."""
+    return Retry(NoBackoff(), 1)
 
 
 class RedisBus(RemoteBus):
@@ -15,13 +23,29 @@ class RedisBus(RemoteBus):
         super().__init__(on_error)
         self.url = url
         self.prefix = f"{prefix}:ev:"
-        self._publisher = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._publisher = Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, retry=_one_retry()
+        )
 
     async def _listen(self) -> None:
-        client = Redis.from_url(url=self.url, socket_connect_timeout=2, health_check_interval=5)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        client = Redis.from_url(
+            url=self.url,
+            socket_connect_timeout=2,
+            health_check_interval=5,
+            retry=Retry(NoBackoff(), 0),  # the loop in RemoteBus reconnects, with backoff
+        )
+        pubsub = client.pubsub()
         try:
-            await pubsub.psubscribe(f"{self.prefix}*")
+            pattern = f"{self.prefix}*"
+            await pubsub.psubscribe(pattern)
+            # connected only once Redis confirms the subscription: a publish before that
+            # would not reach this instance
+            for _ in range(50):
+                confirm = await pubsub.get_message(timeout=0.1)
+                if confirm is not None and confirm["type"] == "psubscribe":
+                    break
+            else:
+                raise ConnectionError("Redis did not confirm the subscription")
             self._mark_connected()
             cut = len(self.prefix)
             while True:

@@ -26,6 +26,8 @@ class RemoteBus:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._on_error = on_error or (lambda: None)
+        self._lost = False  # the listener failed since it last connected
+        self._send_failed = False  # the last send failed (and nothing came back since)
 
     async def _listen(self) -> None:
         raise NotImplementedError
@@ -40,8 +42,17 @@ class RemoteBus:
         self.local.deliver(channel)
 
     def _mark_connected(self) -> None:
+        """Called by ``_listen`` once its subscription is in place (not before: an event sent
+        in between would be missed, and the wake-up below would come too early)."""
         self.connected = True
+        self._send_failed = False
         self._ready.set()
+        if self._lost:
+            # back after an outage: whatever was published meanwhile never reached us, so
+            # every local listener re-reads what it waits on, now rather than at its heartbeat
+            self._lost = False
+            log.warning("event bus connection is back; waking every listener")
+            self.local.deliver_all()
 
     async def _run(self) -> None:
         failures = 0
@@ -54,10 +65,14 @@ class RemoteBus:
                 if self.connected or failures == 0:
                     log.warning("event bus connection lost: %s", exc.__class__.__name__)
                 self._on_error()
+            else:  # ``_listen`` returned: the connection ended without an error of its own
+                if self.connected or failures == 0:
+                    log.warning("event bus connection lost")
+                self._on_error()
             was_connected, self.connected = self.connected, False
+            self._lost = True
             if was_connected:
                 failures = 0
-                self.local.deliver_all()  # whatever came meanwhile is lost: re-read
             delay = self.reconnect_delays[min(failures, len(self.reconnect_delays) - 1)]
             failures += 1
             await asyncio.sleep(delay)
@@ -81,11 +96,18 @@ class RemoteBus:
 
     async def publish(self, channel: str, version: int) -> None:
         """Best effort: a lost event costs listeners at most one heartbeat, so a bus outage
-        never fails the request that changed the state."""
+        never fails the request that changed the state.
+
+        While the listener is down and the last send failed too, the remote end is plainly
+        away: sends are skipped (no request waits on a dead connection) until the listener
+        is back, when every instance's listeners re-read anyway."""
         self.local.deliver(channel)  # this instance's listeners need no round trip
+        if self._send_failed and not self.connected:
+            return
         try:
             await asyncio.wait_for(self._send(channel, version), 2)
         except Exception as exc:
+            self._send_failed = True
             log.warning("could not publish an event: %s", exc.__class__.__name__)
             self._on_error()
 
