@@ -54,6 +54,12 @@ UNLIMITED = Limits(
 
 
 class RateLimiter:
+    """Shared counters in Redis when configured. While Redis is away every rule keeps
+    counting per instance (in memory), and Redis is not asked again for ``retry_after_failure``
+    seconds, so no request waits on a dead connection over and over."""
+
+    retry_after_failure = 2.0
+
     def __init__(
         self,
         rules: Limits,
@@ -66,14 +72,25 @@ class RateLimiter:
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.limiter = self.local
         if redis_url:
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
+            # short timeouts and one immediate retry (for a pooled connection that died with a
+            # Redis restart): redis-py's default backoff would hold each request for seconds
             storage = storage_from_string(
-                uri, implementation="redispy", key_prefix=f"{prefix}:limits"
+                uri,
+                implementation="redispy",
+                key_prefix=f"{prefix}:limits",
+                socket_timeout=1,
+                socket_connect_timeout=1,
+                retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]
             )
             assert isinstance(storage, Storage)
             self.limiter = MovingWindowRateLimiter(storage)
         self._items: dict[str, RateLimitItem] = {}
         self._on_error = on_error or (lambda: None)
+        self._shared_down_until = 0.0  # monotonic time before which Redis is not asked
         self.refusals = 0
         self._on_refusal = on_refusal
 
@@ -88,11 +105,14 @@ class RateLimiter:
         with the seconds until the window lets the next one through."""
         item = self._item(rule)
         limiter = self.limiter
+        if limiter is not self.local and time.monotonic() < self._shared_down_until:
+            limiter = self.local
         try:
             allowed = await limiter.hit(item, rule, *identifiers)
         except Exception:
             # shared counters are away (Redis down): keep limiting, per instance, meanwhile
             self._on_error()
+            self._shared_down_until = time.monotonic() + self.retry_after_failure
             limiter = self.local
             allowed = await limiter.hit(item, rule, *identifiers)
         if allowed:
