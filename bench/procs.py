@@ -170,7 +170,11 @@ def _start(
 
 
 def start_qrlogin(
-    results: Path, *, database_url: str | None = None, redis_url: str | None = None
+    results: Path,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    redis_prefix: str | None = None,
 ) -> Server:
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="qrlogin-bench-"))
@@ -181,12 +185,20 @@ def start_qrlogin(
         "QRLOGIN_CONFIRM": "tap",
         "QRLOGIN_SECRET_KEY": secrets.token_urlsafe(32),
     }
-    for var in ("QRLOGIN_SMTP_URL", "QRLOGIN_DATABASE_URL", "QRLOGIN_REDIS_URL"):
+    for var in (
+        "QRLOGIN_SMTP_URL",
+        "QRLOGIN_DATABASE_URL",
+        "QRLOGIN_REDIS_URL",
+        "QRLOGIN_REDIS_PREFIX",
+        "QRLOGIN_EVENTS",
+    ):
         env.pop(var, None)
     if database_url:
         env["QRLOGIN_DATABASE_URL"] = database_url
     if redis_url:
         env["QRLOGIN_REDIS_URL"] = redis_url
+        # channels of this run only, so runs (and instances of other runs) never cross
+        env["QRLOGIN_REDIS_PREFIX"] = redis_prefix or f"bench-{secrets.token_hex(4)}"
     qrlogin = Path(sys.executable).with_name("qrlogin")
     cmd = [str(qrlogin), "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = _start("qrlogin", cmd, port, env, results)

@@ -47,9 +47,13 @@ def record_start(
     )
 
 
+IDLE = ("_queue_SimpleQueue_get", "epoll_pwait", "epoll_wait")  # a thread with nothing to do
+
+
 @dataclass
 class Summary:
-    samples: int
+    total: int  # every sample, idle threads included
+    samples: int  # samples of threads that ran or were blocked on something
     leaves: list[tuple[str, int]]  # where a sample ended: frame (← nearest Python frame)
     ours: list[tuple[str, int]]  # qrlogin frames on the stack, inclusive
 
@@ -76,16 +80,17 @@ def _short(frame: str) -> str:
 def summarise(raw: Path, top: int = 12) -> Summary:
     leaves: Counter[str] = Counter()
     ours: Counter[str] = Counter()
-    samples = 0
+    samples = total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack or not count_s.isdigit():
             continue
         count = int(count_s)
-        samples += count
+        total += count
         frames = [f for f in stack.split(";") if f and not f.startswith("0x")]
-        if not frames:
+        if not frames or any(f.startswith(IDLE) for f in frames[-6:]):
             continue
+        samples += count
         native = []
         for f in reversed(frames):
             if ".py:" in f:
@@ -100,15 +105,16 @@ def summarise(raw: Path, top: int = 12) -> Summary:
         leaves[leaf] += count
         for f in {_short(f) for f in frames if "qrlogin/" in f and ".py:" in f}:
             ours[f] += count
-    return Summary(samples, leaves.most_common(top), ours.most_common(top))
+    return Summary(total, samples, leaves.most_common(top), ours.most_common(top))
 
 
 def as_markdown(title: str, s: Summary, raw: Path, note: str = "") -> str:
     lines = [
         f"#### {title}",
         "",
-        f"{s.samples} samples. {note}Raw stacks: `bench/results/{raw.name}` "
-        "(py-spy raw format; not committed).",
+        f"{s.total} samples, {s.samples} of them not idle (idle: a thread waiting for work "
+        f"in `epoll_pwait` or `_queue_SimpleQueue_get`). {note}Percentages are of the "
+        f"non-idle samples. Raw stacks: `bench/results/{raw.name}` (not committed).",
         "",
         "| % of samples | where samples end (leaf frame) |",
         "|---:|---|",

@@ -49,6 +49,11 @@ class WaitingResult:
     setup_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    simulated: bool = True  # False: numbers computed, not measured
+    requested: int = 0  # N asked for; ``n`` is how many were reached
+
+    def __post_init__(self) -> None:
+        self.requested = self.requested or self.n
 
     @property
     def kb_per_waiting(self) -> float:
