@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import pickle
 import shlex
 import sys
@@ -301,35 +302,43 @@ def measure_signins(run: Run) -> None:
 def profile_throughput(run: Run) -> None:
     """Profile qrlogin under the loads whose target it missed."""
     secs = min(15.0, run.plan.wrk_seconds)
-    checks = []
+    checks: list[tuple[str, str, dict[str, str] | None, str, bool]] = []
     oidc = run.throughput.get("create:oidc")
     mine = run.throughput.get("create:qrlogin")
     if mine and (oidc is None or mine.ok_rps < oidc.ok_rps):
-        checks.append(("create", "post.lua", load.QRLOGIN_CREATE, "creating login requests"))
+        checks.append(("create", "post.lua", load.QRLOGIN_CREATE, "creating login requests", False))
     signin = run.throughput.get("signin:sqlite:1")
     if signin and signin.completed_ps < report.TARGET_SIGNINS:
-        checks.append(("signin", "signin.lua", None, "complete sign-ins"))
-    for name, script, env, title in checks:
-        log(f"profiling qrlogin under {title} with py-spy")
-        server = procs.start_qrlogin(RESULTS)
-        try:
-            url = f"http://127.0.0.1:{server.port}"
+        checks.append(("signin", "signin.lua", None, "complete sign-ins", False))
+    if any(k.startswith("signin:pg") for k in run.throughput):
+        checks.append(("signin-pg", "signin.lua", None, "complete sign-ins", True))
+    for name, script, env, title, on_pg in checks:
+        log(f"profiling qrlogin under {title}{' on PostgreSQL' if on_pg else ''} with py-spy")
+        with contextlib.ExitStack() as stack:
+            kw: dict[str, str | None] = {}
+            if on_pg:
+                url = stack.enter_context(pg.fresh_database())
+                kw = {"database_url": url}
+                if redis_supported():
+                    kw["redis_url"] = "redis://127.0.0.1:6379/0"
+                    kw["redis_prefix"] = url.rsplit("/", 1)[1]
+            server = stack.enter_context(procs.running(procs.start_qrlogin(RESULTS, **kw)))
+            base = f"http://127.0.0.1:{server.port}"
             env = env or {"BENCH_TOKEN": _qrlogin_token(server)}
             conns = load.CONNECTIONS
-            threads = conns if script == "signin.lua" else None
-            load.wrk(url, script, 1, env, connections=conns, threads=threads or 2)
+            threads = conns if script == "signin.lua" else 2
+            load.wrk(base, script, 1, env, connections=conns, threads=threads)
             out = RESULTS / f"profile-qrlogin-{name}.txt"
             spy = profile.record_start(server.pid, secs - 2, out, wall=True)
-            result = load.wrk(url, script, secs, env, connections=conns, threads=threads or 2)
+            result = load.wrk(base, script, secs, env, connections=conns, threads=threads)
             if spy is not None:
                 spy.wait(60)
-        finally:
-            server.stop()
         if out.exists():
             rate = result.completed_ps if script == "signin.lua" else result.ok_rps
+            store = "PostgreSQL" if on_pg else "SQLite"
             run.profiles.append(
                 profile.as_markdown(
-                    f"qrlogin under wrk, {title} (SQLite, {rate:.0f}/s while profiled)",
+                    f"qrlogin under wrk, {title} ({store}, {rate:.0f}/s while profiled)",
                     profile.summarise(out),
                     out,
                 )
