@@ -150,53 +150,71 @@ def database_name(url: str) -> str:
 
 @dataclass
 class SseReader:
-    """Reads one event stream in a task and keeps every ``state`` event's data."""
+    """Reads one event stream (in a task) and keeps every event; ``states`` are the data of
+    the ``state`` events (login requests), ``events`` all of them as ``(name, data)``."""
 
-    states: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     heartbeats: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
     got: asyncio.Event = field(default_factory=asyncio.Event)
+    status_code: int | None = None
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [data for name, data in self.events if name == "state"]
 
     @property
     def status(self) -> str | None:
-        return self.states[-1]["status"] if self.states else None
+        states = self.states
+        return str(states[-1]["status"]) if states else None
 
-    async def read(self, client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+    async def read(
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+    ) -> None:
         try:
-            async with client.stream("GET", url, headers=headers) as response:
+            async with client.stream("GET", url, headers=headers or {}) as response:
+                self.status_code = response.status_code
                 if response.status_code != 200:
-                    raise AssertionError(
-                        f"{url}: {response.status_code} {await response.aread()!r}"
-                    )
-                event = None
+                    body = await response.aread()
+                    raise AssertionError(f"{url}: {response.status_code} {body!r}")
+                event = "message"
                 async for line in response.aiter_lines():
                     if line.startswith(":"):
                         self.heartbeats += 1
+                        self.got.set()
                     elif line.startswith("event:"):
                         event = line.split(":", 1)[1].strip()
-                    elif line.startswith("data:") and event == "state":
-                        self.states.append(json.loads(line.split(":", 1)[1]))
+                    elif line.startswith("data:"):
+                        self.events.append((event, json.loads(line.split(":", 1)[1])))
+                        event = "message"
                         self.got.set()
-        except (httpx.HTTPError, asyncio.CancelledError) as exc:
+        except (httpx.HTTPError, AssertionError) as exc:
             self.error = exc
-            if isinstance(exc, asyncio.CancelledError):
-                raise
         finally:
             self.done.set()
+            self.got.set()
 
-    async def wait_for(self, status: str, timeout: float) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
-        while self.status != status:
+        while not predicate():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (self.done.is_set() and self.status != status):
+            if remaining <= 0 or self.done.is_set():
+                if predicate():
+                    return
                 raise AssertionError(
-                    f"stream never said {status!r} (states {[s['status'] for s in self.states]},"
-                    f" error {self.error!r})"
+                    f"{what}: not within {timeout}s (events {self.names()}, states "
+                    f"{[s['status'] for s in self.states]}, error {self.error!r})"
                 )
             self.got.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.got.wait(), min(remaining, 0.5))
+
+    async def wait_for(self, status: str, timeout: float) -> None:
+        await self.wait_until(lambda: self.status == status, timeout, f"the state {status!r}")
 
 
 async def metric_value(client: httpx.AsyncClient, name: str, labels: str = "") -> float:
