@@ -83,6 +83,8 @@ def live_server(
     from qrlogin.config import Settings
     from qrlogin.web.app import create_app
 
+    # the SMTP sink must outlive the servers (they send mail until they stop): take it first
+    sink = request.getfixturevalue("smtp_sink") if "smtp_sink" in request.fixturenames else None
     servers: list[LiveServer] = []
 
     def start(*, app_kwargs: dict[str, Any] | None = None, **overrides: Any) -> LiveServer:
@@ -91,8 +93,8 @@ def live_server(
 
         def make_app(url: str) -> tuple[Any, Any]:
             kwargs: dict[str, Any] = {"data_dir": data_dir, "public_url": url, "dev": True}
-            if "smtp_sink" in request.fixturenames:
-                kwargs["smtp_url"] = request.getfixturevalue("smtp_sink").url
+            if sink is not None:
+                kwargs["smtp_url"] = sink.url
             kwargs.update(overrides)
             settings = Settings(**kwargs)
             return settings, create_app(settings, **(app_kwargs or {}))

@@ -55,6 +55,13 @@ class Settings:
             raise ConfigError("QRLOGIN_EVENTS=redis needs QRLOGIN_REDIS_URL")
         if self.event_bus == "postgres" and not self.resolved_database_url.startswith("postgres"):
             raise ConfigError("QRLOGIN_EVENTS=postgres needs a PostgreSQL QRLOGIN_DATABASE_URL")
+        if self.smtp_url:
+            from qrlogin.accounts.mail import parse_smtp_url
+
+            try:
+                parse_smtp_url(self.smtp_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.event_bus not in ("memory", "redis", "postgres"):
             raise ConfigError("QRLOGIN_EVENTS must be one of memory, redis, postgres")
         object.__setattr__(self, "data_dir", Path(self.data_dir))

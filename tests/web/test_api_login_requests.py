@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from web_support import BROWSER, PUBLIC_URL, Site, set_cookies, within
+from web_support import BROWSER, PUBLIC_URL, SAFARI_ON_IPHONE, Site, set_cookies, within
 
 from qrlogin.store.tables import login_requests, sessions
 
@@ -125,7 +125,7 @@ async def test_requester_reads_its_state(site: Site, requester_kind: str) -> Non
 
 async def test_state_follows_the_handshake(site: Site, requester_kind: str) -> None:
     requester = await site.new_requester(requester_kind)
-    approver = await site.sign_in()
+    approver = await site.sign_in(user_agent=SAFARI_ON_IPHONE)
 
     await approver.scan(requester.handle)
     scanned = await requester.current()
@@ -133,7 +133,8 @@ async def test_state_follows_the_handshake(site: Site, requester_kind: str) -> N
     approved = await requester.current()
 
     assert (scanned["status"], scanned["version"], scanned["qr_url"]) == ("scanned", 2, None)
-    assert scanned["approver_device"] == "your other device"
+    # the kind of device that scanned, nothing about who: no name, email or id
+    assert scanned["approver_device"] == "Safari on iOS"
     assert (approved["status"], approved["version"]) == ("approved", 3)
     assert approved["confirm_code_required"] is True
 

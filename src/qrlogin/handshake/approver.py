@@ -75,24 +75,30 @@ class ApproverFlows(LoginRequestsBase):
         """Mark the request scanned by this approver's session. Idempotent for that session;
         anyone else gets the same reply as an unknown handle. Never approves (requirement 4)."""
         rec = await self._by_handle(handle)
-        return await self.claim(rec, approver, via=via)
+        return await self.claim(rec, approver, via=via, scanned_hash=sha256_hex(handle))
 
-    async def claim(self, rec: LoginRequest, approver: Approver, *, via: str) -> ApproverView:
+    async def claim(
+        self, rec: LoginRequest, approver: Approver, *, via: str, scanned_hash: str | None = None
+    ) -> ApproverView:
         now = self.clock.now()
         if rec.status_at(now) is Status.PENDING:
+            values: dict[str, Any] = {
+                "approver_user_id": approver.user_id,
+                "approver_session_id": approver.session_id,
+                "scanned_at": now,
+                "linked_by": via,
+                # the kind of device only (e.g. "Chrome on Android"), never who is behind it
+                "approver_device": " on ".join(describe(approver.user_agent))[:100],
+            }
+            if scanned_hash is not None and scanned_hash == rec.prev_handle_hash:
+                # scanned in the previous handle's grace: that handle now stays valid for the
+                # bound approver until the request ends (the current one always does)
+                values["prev_handle_until"] = rec.expires_at
             new = await self.store.transition(
                 rec.id,
                 Action.SCAN,
                 now,
-                values={
-                    "approver_user_id": approver.user_id,
-                    "approver_session_id": approver.session_id,
-                    "scanned_at": now,
-                    "linked_by": via,
-                    # the handle that was scanned, current or previous, now stays valid for
-                    # the bound approver until the request ends
-                    "prev_handle_until": rec.expires_at,
-                },
+                values=values,
                 audit=lambda r: self._entry("request.scanned", r, approver=approver, detail=via),
             )
             if new is not None:

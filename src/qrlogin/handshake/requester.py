@@ -140,7 +140,7 @@ class RequesterFlows(LoginRequestsBase):
             view["qr_expires_at"] = rec.handle_expires_at
             view["user_code"] = codes.display_user_code(self.user_code(rec))
         if status in (Status.SCANNED, Status.APPROVED):
-            view["approver_device"] = "your other device"
+            view["approver_device"] = rec.approver_device or "your other device"
         if status is Status.APPROVED:
             view["confirm_code_required"] = rec.confirm_code_hmac is not None
         return view
@@ -215,7 +215,11 @@ class RequesterFlows(LoginRequestsBase):
             self.policy.confirm_attempts,
             audit=lambda r: self._entry("code.failed", r, device=device, detail="confirm_code"),
         )
-        if new is not None and new.status == Status.DENIED.value:
+        if new is None:  # burned, cancelled or expired meanwhile: say so, not "try again"
+            latest = await self.store.get_login_request(rec.id)
+            status = latest.status_at(self.clock.now()) if latest else Status.EXPIRED
+            raise exchange_refusal(status, latest.reason if latest else None) or InvalidCode()
+        if new.status == Status.DENIED.value:
             await self._publish(new)
             refusal = exchange_refusal(Status.DENIED, new.reason)
             assert refusal is not None

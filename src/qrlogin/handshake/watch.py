@@ -23,6 +23,8 @@ async def changes(
 ) -> AsyncIterator[LoginRequest | None]:
     """Yield the request each time it changes, and ``None`` at every silent heartbeat.
     Ends after yielding a terminal state, or at ``until`` (clock time)."""
+    if rec.status_at(svc.clock.now()).terminal:
+        return
     seen = fingerprint(svc, rec)
     sub = svc.bus.subscribe(login_request_channel(rec.id))
     # ``rec`` was read before this subscription existed: the first pass re-reads at once, so a

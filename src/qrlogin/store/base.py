@@ -11,13 +11,15 @@ from sqlalchemy import ColumnElement, Table, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from qrlogin.store.engine import writer_of
 from qrlogin.store.records import AuditEntry
 from qrlogin.store.tables import audit_events
 
 
 class SqlBase:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        self.engine = engine  # reads
+        self.writer = writer_of(engine)  # transactions that write
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -47,5 +49,5 @@ class SqlBase:
 
     async def audit(self, *entries: AuditEntry) -> None:
         """Record entries that go with no other write."""
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             await self._audit(conn, entries)

@@ -9,6 +9,13 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+WRITE_OPTION = "qrlogin_write"  # execution option marking a connection that will write
+
+
+def writer_of(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, with connections that announce they will write."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -33,8 +40,10 @@ def make_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
-        # writes can fail with SQLITE_BUSY at once instead of waiting for the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writes take the write lock up front (IMMEDIATE): a deferred transaction that reads
+        # and then writes can fail with SQLITE_BUSY at once instead of waiting for the busy
+        # timeout. Reads stay deferred: under WAL they take no lock at all.
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

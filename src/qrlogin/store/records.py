@@ -49,6 +49,7 @@ class LoginRequest(_Record):
     confirm_attempts: int = 0
     approver_user_id: str | None = None
     approver_session_id: str | None = None
+    approver_device: str | None = None
     linked_by: str | None = None
     scanned_at: float | None = None
     approved_at: float | None = None

@@ -48,6 +48,7 @@ login_requests = Table(
     Column("confirm_attempts", Integer, nullable=False, server_default="0"),
     Column("approver_user_id", String(ID), nullable=True),
     Column("approver_session_id", String(ID), nullable=True),
+    Column("approver_device", String(100), nullable=True),
     Column("linked_by", String(16), nullable=True),
     Column("scanned_at", Float, nullable=True),
     Column("approved_at", Float, nullable=True),

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from qrlogin.core.errors import InvalidRequest
 from qrlogin.core.machine import Status
 from qrlogin.handshake.watch import changes
 from qrlogin.store.records import LoginRequest
@@ -58,6 +59,8 @@ async def create_login_request(
     """Start a login request. Browser pages (header ``Qrlogin-Client: browser``) get the
     secret as an HttpOnly cookie instead of in the body."""
     svc = deps.services(request)
+    if body is None and (await request.body()).strip():
+        raise InvalidRequest("The body must be a JSON object such as {}, or empty.")
     name = body.device_name if body else None
     created = await svc.login_requests.create(deps.device_of(request, name))
     view = svc.login_requests.requester_view(created.request)
