@@ -176,7 +176,11 @@ class SseReader:
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
     ) -> None:
         try:
-            async with client.stream("GET", url, headers=headers or {}) as response:
+            # no read timeout: a stream may stay quiet up to a heartbeat, longer on a busy machine
+            timeout = httpx.Timeout(60, read=None)
+            async with client.stream(
+                "GET", url, headers=headers or {}, timeout=timeout
+            ) as response:
                 self.status_code = response.status_code
                 if response.status_code != 200:
                     body = await response.aread()
@@ -293,8 +297,10 @@ def serve_env(**settings: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def http_client(base_url: str, **kw: Any) -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
+    # uvicorn closes idle keep-alive connections after 5 s: drop them sooner on this side, or
+    # a request sent on one just as the server closes it fails with "Server disconnected"
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=100, keepalive_expiry=2)
     async with httpx.AsyncClient(
-        base_url=base_url, timeout=httpx.Timeout(30, connect=10), limits=limits, **kw
+        base_url=base_url, timeout=httpx.Timeout(60, connect=10), limits=limits, **kw
     ) as client:
         yield client
