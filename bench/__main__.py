@@ -81,6 +81,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
 
 def log(msg: str) -> None:
@@ -402,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     if plan.profile:
         profile_throughput(run)
     run.load_after = loadavg()
+    run.sources = list(procs.QRLOGIN_SOURCES)
     elapsed = time.monotonic() - t0
     with open(saved, "wb") as f:
         pickle.dump((run, elapsed), f)

@@ -201,9 +201,29 @@ def start_qrlogin(
         env["QRLOGIN_REDIS_PREFIX"] = redis_prefix or f"bench-{secrets.token_hex(4)}"
     qrlogin = Path(sys.executable).with_name("qrlogin")
     cmd = [str(qrlogin), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    state = source_state()
+    if state not in QRLOGIN_SOURCES:
+        QRLOGIN_SOURCES.append(state)
     server = _start("qrlogin", cmd, port, env, results)
     server.tmp = tmp
     return server
+
+
+QRLOGIN_SOURCES: list[str] = []  # the qrlogin source each started server ran
+
+
+def source_state() -> str:
+    """``git describe``-like: the commit of the source tree, and whether src/ had edits."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def node_available() -> bool:

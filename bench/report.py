@@ -357,6 +357,15 @@ def write(run: Run, out: Path, elapsed: float) -> None:
         f"$ {run.command}",
         "```",
         "",
+        "qrlogin source the servers ran: "
+        + ("; ".join(f"`{x}`" for x in getattr(run, "sources", [])) or "not recorded")
+        + (
+            " (the tree changed during the run: phases ran different code)"
+            if len(getattr(run, "sources", [])) > 1
+            else ""
+        )
+        + ".",
+        "",
         "## Results",
         "",
         markdown_table(run),
