@@ -18,7 +18,9 @@ class MemorySubscription:
     async def wait(self, timeout: float) -> bool:
         if not self._event.is_set():
             try:
-                await asyncio.wait_for(self._event.wait(), timeout)
+                # asyncio.timeout, not wait_for: no extra task per waiting listener
+                async with asyncio.timeout(timeout):
+                    await self._event.wait()
             except TimeoutError:
                 return False
         self._event.clear()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
+from starlette.types import Receive, Scope, Send
 
 HEARTBEAT = b": heartbeat\n\n"
 
@@ -27,9 +29,51 @@ async def counted(gauge: Gauge, stream: AsyncIterator[bytes]) -> AsyncIterator[b
         gauge.dec()
 
 
+class EventStreamResponse(StreamingResponse):
+    """A lean streaming response: one extra task per stream (it waits for the client to
+    leave), no task group. When the client leaves, the stream is cancelled at once; the store
+    shields its calls, so no transaction is cut in half."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        finished = False
+
+        async def client_gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        def on_gone(_: object) -> None:
+            if not finished:
+                task.cancel()
+
+        gone = asyncio.ensure_future(client_gone())
+        gone.add_done_callback(on_gone)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not gone.done() or task.uncancel() > 0:
+                raise  # cancelled for another reason (shutdown): let it through
+        finally:
+            finished = True
+            gone.cancel()
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
 def sse_response(stream: AsyncIterator[bytes]) -> StreamingResponse:
     # x-accel-buffering: nginx must pass events through as they come
-    return StreamingResponse(
+    return EventStreamResponse(
         stream,
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
