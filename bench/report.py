@@ -301,7 +301,7 @@ def plot(run: Run, path: Path) -> bool:
         return False
     pcts = [50, 90, 99, 100]
     labels = ["p50", "p90", "p99", "max"]
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 5.6), dpi=110)
     width = 0.8 / len(series)
     palettes = {"qrlogin": ["#1f77b4", "#6baed6"], "peer": ["#d62728", "#fc9272"]}
     used = {"qrlogin": 0, "peer": 0}
@@ -315,7 +315,10 @@ def plot(run: Run, path: Path) -> bool:
         vals = [max(0.01, w.percentile(p)) for p in pcts]
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(pcts))]
         short = "qrlogin SSE" if w.target.startswith("qrlogin") else "oidc-provider, polling 5 s"
-        bars = ax.bar(xs, vals, width, label=f"{short}, {w.n:,} waiting", color=_color(w.target))
+        reached = f"{w.n:,} waiting" + (
+            f" (of {w.requested:,} asked)" if w.n != w.requested else ""
+        )
+        bars = ax.bar(xs, vals, width, label=f"{short}, {reached}", color=_color(w.target))
         for b, v in zip(bars, vals, strict=True):
             ax.annotate(
                 f"{v:.1f}" if v < 100 else f"{v:.0f}",
@@ -330,7 +333,7 @@ def plot(run: Run, path: Path) -> bool:
     ax.set_xticks(range(len(pcts)), labels)
     ax.set_ylabel("approval → requester (ms, log scale)")
     ax.set_title("Approval → requester latency (lower is better)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
