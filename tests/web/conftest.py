@@ -3,9 +3,18 @@ with its lifespan entered by hand, so migrations run and nothing listens on a po
 
 Fixtures
 --------
+backend                 parametrized "sqlite" | "pg-redis" | "pg-notify": every test that makes
+                        a site runs on each (web_support.BACKENDS); the test id names it
 make_site(**settings)   async factory: a running app with its own data dir (see ``Site``)
 site                    one running app: confirm="code", dev=True, a FrozenClock
 requester_kind          parametrized "api" | "browser" (STYLE.md: one API, two kinds of client)
+
+Backends: ``sqlite`` is SQLite with in-process events and rate limits; ``pg-redis`` is
+PostgreSQL with Redis pub/sub events and Redis rate-limit counters; ``pg-notify`` is
+PostgreSQL with LISTEN/NOTIFY events and in-process rate limits. Each PostgreSQL site gets a
+schema of its own (a copy of a template migrated once per session, see ``PgSchemas``), and
+each site a random ``QRLOGIN_REDIS_PREFIX`` (Redis keys, NOTIFY channel), all removed after.
+Servers: $QRLOGIN_TEST_PG and $QRLOGIN_TEST_REDIS (default: the local ones).
 
 Mail goes to the dev outbox (no SMTP here), so codes and link tokens are read from
 ``site.outbox``. Helpers (Site, Requester, Approver, parsers) live in web_support.py.
@@ -13,24 +22,61 @@ Mail goes to the dev outbox (no SMTP here), so codes and link tokens are read fr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import io
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import PUBLIC_URL, REQUESTER_KINDS, Site
+from web_support import (
+    BACKENDS,
+    PUBLIC_URL,
+    REQUESTER_KINDS,
+    PgSchemas,
+    Site,
+    backend_settings,
+    drop_redis_keys,
+    pg_url_as,
+)
 
 from qrlogin.config import Settings
 from qrlogin.core.clock import FrozenClock
 from qrlogin.core.policy import Policy
 from qrlogin.web.app import create_app
+from support import no_running_loop
 
 MakeSite = Callable[..., Awaitable[Site]]
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def pg_schemas() -> Iterator[PgSchemas]:
+    """The template schema, migrated once for the whole session (on first use)."""
+    schemas = PgSchemas()
+    with no_running_loop():
+        try:
+            asyncio.run(schemas.build())
+        except OSError as exc:
+            pytest.fail(f"PostgreSQL is not reachable ({exc}); is it running?")
+    try:
+        yield schemas
+    finally:
+        with no_running_loop():
+            asyncio.run(schemas.close())
+
+
 @pytest.fixture
-async def make_site(tmp_path: Path) -> AsyncIterator[MakeSite]:
+async def make_site(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[MakeSite]:
     """``await make_site(*, clock=FrozenClock() | None, policy=None, **settings)``.
 
     ``clock=None`` uses the system clock (needed where the app waits on the clock itself,
@@ -46,11 +92,22 @@ async def make_site(tmp_path: Path) -> AsyncIterator[MakeSite]:
     ) -> Site:
         nonlocal made
         made += 1
+        database_url = None
+        prefix = f"qrlt{uuid.uuid4().hex[:12]}"
+        if backend != "sqlite":
+            schemas: PgSchemas = request.getfixturevalue("pg_schemas")
+            schema = await schemas.new()
+            database_url = pg_url_as(schema, driver="postgresql+asyncpg")
+            # pushed before the app starts, so it runs after the app has stopped
+            stack.push_async_callback(PgSchemas.drop, schema)
+            if backend == "pg-redis":
+                stack.push_async_callback(drop_redis_keys, prefix)
         values: dict[str, Any] = {
             "data_dir": tmp_path / f"site{made}",
             "public_url": PUBLIC_URL,
             "confirm": "code",
             "dev": True,
+            **backend_settings(backend, database_url, prefix),
             **overrides,
         }
         settings = Settings(**values)
@@ -58,10 +115,29 @@ async def make_site(tmp_path: Path) -> AsyncIterator[MakeSite]:
             clock = FrozenClock()
         app = create_app(settings, clock=clock, policy=policy)
         await stack.enter_async_context(app.router.lifespan_context(app))
-        return Site(app, clock, settings.public_url, stack)
+        if backend != "sqlite":
+            assert await app.state.services.bus.healthy(), f"the {backend} event bus is down"
+        return Site(app, clock, settings.public_url, stack, backend=backend)
 
-    async with stack:
+    try:
         yield make
+    finally:
+        await _bounded_close(stack, request.node.nodeid)
+
+
+async def _bounded_close(stack: contextlib.AsyncExitStack, test: str, seconds: float = 60) -> None:
+    """Stop the sites (clients, app, schema) within ``seconds``, or fail showing where every
+    task is stuck, rather than hang the suite."""
+    closing = asyncio.ensure_future(stack.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=seconds)
+    if done:
+        closing.result()
+        return
+    stacks = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=25, file=stacks)
+    closing.cancel()
+    pytest.fail(f"{test}: stopping the site took over {seconds}s; tasks:\n{stacks.getvalue()}")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import hashlib
 import re
-from pathlib import Path
 
 import httpx
 import pytest
@@ -320,13 +319,6 @@ async def test_5_every_call_after_consumed_fails(site: Site) -> None:
 # -- 7. a database dump holds nothing usable -------------------------------------------------
 
 
-def database_bytes(site: Site) -> bytes:
-    data_dir = Path(site.services.settings.data_dir)
-    files = [data_dir / name for name in ("qrlogin.db", "qrlogin.db-wal", "qrlogin.db-shm")]
-    assert files[0].exists()
-    return b"".join(f.read_bytes() for f in files if f.exists())
-
-
 async def test_7_the_database_file_holds_no_secret_token_handle_or_code(site: Site) -> None:
     secrets_seen: dict[str, str] = {}
 
@@ -377,7 +369,7 @@ async def test_7_the_database_file_holds_no_secret_token_handle_or_code(site: Si
     secrets_seen["browser binding cookie"] = browser.cookies["qrl_browser"]
     secrets_seen["csrf cookie"] = browser.cookies["qrl_csrf"]
 
-    dump = database_bytes(site)
+    dump = await site.database_bytes()  # the SQLite files, or every PostgreSQL row
     # hex digests are where hashes live; a 6-digit code inside one would be a false alarm
     without_digests = re.sub(rb"[0-9a-f]{64}", b"", dump)
 
