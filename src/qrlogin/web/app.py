@@ -105,6 +105,22 @@ def create_app(
         )
         return error_response(ServiceUnavailable())
 
+    @app.exception_handler(OSError)
+    async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
+        # a connection that could not even be made (refused, timed out): the database driver's
+        # (SQLAlchemy passes those on unwrapped) or the mail server's; a 503 either way
+        mail = type(exc).__module__.startswith("aiosmtplib")
+        if not mail:
+            services.metrics.database_errors.inc()
+        log.error(
+            "%s unreachable on %s %s: %s",
+            "mail server" if mail else "database",
+            request.method,
+            redact_path(request.url.path),
+            exc.__class__.__name__,
+        )
+        return error_response(ServiceUnavailable())
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
