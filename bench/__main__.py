@@ -58,9 +58,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         waiting_ns=ns,
         approvals=approvals,
         rate=args.rate,
-        cpu_window=5.0 if args.quick else 10.0,
-        poll_window=5.0 if args.quick else 10.0,
-        phase_limit=10.0 if args.quick else 60.0,
+        cpu_window=4.0 if args.quick else 10.0,
+        poll_window=4.0 if args.quick else 10.0,
+        phase_limit=8.0 if args.quick else 60.0,
         wrk_seconds=args.seconds or wrk_seconds,
         profile=args.profile if args.profile is not None else not args.quick,
         pg=not args.no_pg,
@@ -137,7 +137,8 @@ def measure_waiting(run: Run) -> None:
                     profile_to=spy_out if plan.profile else None,
                     phase_limit=plan.phase_limit,
                     drain=5.0 if plan.quick else 20.0,
-                    warm_rounds=10 if plan.quick else 30,
+                    warm_rounds=5 if plan.quick else 30,
+                    settle=2.0 if plan.quick else 3.0,
                 )
             )
         finally:
@@ -193,7 +194,12 @@ def _qrlogin_token(server: procs.Server) -> str:
     return asyncio.run(waiting.sign_in_approver(server))
 
 
+WARM_UP = True  # a 1 s wrk run before each measured one; --quick skips it
+
+
 def _warm(url: str, script: str, env: dict[str, str]) -> None:
+    if not WARM_UP:
+        return
     load.wrk(url, script, 1, env)
 
 
@@ -234,7 +240,10 @@ def _signins(servers: list[procs.Server], secs: float) -> load.WrkResult:
     env = {"BENCH_TOKEN": token}
     per = load.CONNECTIONS // len(servers)
     for s in servers:
-        load.wrk(f"http://127.0.0.1:{s.port}", "signin.lua", 1, env, connections=per, threads=per)
+        if WARM_UP:
+            load.wrk(
+                f"http://127.0.0.1:{s.port}", "signin.lua", 1, env, connections=per, threads=per
+            )
     procs_ = [
         load.wrk_start(
             f"http://127.0.0.1:{s.port}", "signin.lua", secs, env, connections=per, threads=per
@@ -379,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         report.write(run, Path(args.out), elapsed)
         return 0
     plan = make_plan(args)
+    global WARM_UP
+    WARM_UP = not plan.quick
     procs.raise_nofile()
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
