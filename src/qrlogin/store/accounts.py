@@ -38,7 +38,7 @@ class AccountStore(SqlBase):
     async def ensure_user(self, new_user: User) -> User:
         """The user with ``new_user.email``, created from ``new_user`` if there is none."""
         try:
-            async with self.writer.begin() as conn:
+            async with self._write() as conn:
                 return await self._ensure_user(conn, new_user)
         except IntegrityError:  # created concurrently: take the winner's row
             existing = await self.user_by_email(new_user.email)
@@ -52,7 +52,7 @@ class AccountStore(SqlBase):
         One statement, so concurrent failures count exactly."""
         c = users.c
         locks = and_(c.failed_code_streak + 1 >= threshold, c.locked_at.is_(None))
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             row = await self._update(
                 conn,
                 users,
@@ -67,7 +67,7 @@ class AccountStore(SqlBase):
 
     async def reset_code_failures(self, user_id: str) -> None:
         c = users.c
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(users)
                 .where(c.id == user_id, c.failed_code_streak != 0)
@@ -77,7 +77,7 @@ class AccountStore(SqlBase):
     # -- email logins ----------------------------------------------------------------------
 
     async def insert_email_login(self, login: EmailLogin) -> None:
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(email_logins).values(**asdict(login)))
 
     @staticmethod
@@ -129,14 +129,14 @@ class AccountStore(SqlBase):
 
     async def fail_email_code(self, login_id: str, audit: AuditEntry | None) -> None:
         c = email_logins.c
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(email_logins).where(c.id == login_id).values(attempts=c.attempts + 1)
             )
             await self._audit(conn, [audit])
 
     async def confirm_email_login_elsewhere(self, login_id: str, now: float, limit: int) -> bool:
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             row = await self._update(
                 conn,
                 email_logins,
@@ -166,7 +166,7 @@ class AccountStore(SqlBase):
             )
         else:
             where = and_(c.id == login_id, *self._live_email(now, limit))
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             row = await self._update(conn, email_logins, where, {"consumed_at": now})
             if row is None:
                 return None

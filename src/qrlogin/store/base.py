@@ -3,7 +3,9 @@ audit rows written in the same transaction as the change they record."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -18,8 +20,25 @@ from qrlogin.store.tables import audit_events
 
 class SqlBase:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine  # reads
+        self.sqlite = engine.dialect.name == "sqlite"
+        # reads: on PostgreSQL in autocommit, one round trip instead of BEGIN, query, ROLLBACK
+        self.engine = (
+            engine if self.sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self.writer = writer_of(engine)  # transactions that write
+        # SQLite admits one writer. Queueing writers here, on the event loop, hands the lock on
+        # the moment it frees; left to SQLite they sleep in its busy handler and retry late.
+        self._write_lock = asyncio.Lock() if self.sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on error."""
+        if self._write_lock is None:
+            async with self.writer.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.writer.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -49,5 +68,5 @@ class SqlBase:
 
     async def audit(self, *entries: AuditEntry) -> None:
         """Record entries that go with no other write."""
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await self._audit(conn, entries)

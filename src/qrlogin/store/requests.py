@@ -22,7 +22,7 @@ AuditFor = Callable[[LoginRequest], AuditEntry | None]
 
 class LoginRequestStore(SqlBase):
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(login_requests).values(**asdict(rec)))
             await self._audit(conn, [audit])
 
@@ -116,7 +116,7 @@ class LoginRequestStore(SqlBase):
     ) -> LoginRequest | None:
         """Apply ``action`` if the request is in one of its source states and alive (and the
         ``expect`` columns match); return the new row, or ``None`` if another caller won."""
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             rec = await self._transition(conn, request_id, action, now, values or {}, expect)
             if rec is not None and audit is not None:
                 await self._audit(conn, [audit(rec)])
@@ -132,7 +132,7 @@ class LoginRequestStore(SqlBase):
     ) -> LoginRequest | None:
         """approved → consumed and the new session, in one transaction, or nothing at all."""
         values = {"finished_at": now, "session_id": session.id}
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
             if rec is None:
                 return None
@@ -156,7 +156,7 @@ class LoginRequestStore(SqlBase):
             "version": case((burn, _LR.version + 1), else_=_LR.version),
         }
         where = self._transition_where(request_id, Action.BURN, now, None)
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             row = await self._update(conn, login_requests, where, values)
             rec = LoginRequest.from_mapping(row) if row else None
             if rec is not None:
@@ -175,7 +175,7 @@ class LoginRequestStore(SqlBase):
             .where(_LR.status.in_([s.value for s in LIVE]), _LR.expires_at <= now)
             .limit(batch)
         )
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             rows = (
                 (
                     await conn.execute(

@@ -34,14 +34,14 @@ class SessionStore(SqlBase):
     async def insert_session(
         self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
     ) -> None:
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(sessions).values(**asdict(session)))
             if refresh is not None:
                 await conn.execute(insert(refresh_tokens).values(**asdict(refresh)))
             await self._audit(conn, [audit])
 
     async def insert_refresh_token(self, refresh: RefreshToken) -> None:
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(insert(refresh_tokens).values(**asdict(refresh)))
 
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
@@ -54,7 +54,7 @@ class SessionStore(SqlBase):
 
     async def touch_session(self, session_id: str, now: float, every: float) -> None:
         """Move ``last_seen_at`` forward, at most once per ``every`` seconds."""
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(sessions)
                 .where(_S.id == session_id, _S.last_seen_at < now - every)
@@ -80,7 +80,7 @@ class SessionStore(SqlBase):
         audit: Callable[[Session], AuditEntry | None],
     ) -> Session | None:
         """Revoke one session; ``None`` if it was already revoked (then nothing is recorded)."""
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             revoked = await self._revoke(conn, session_id, now, reason)
             if revoked is not None:
                 await self._audit(conn, [audit(revoked)])
@@ -131,7 +131,7 @@ class SessionStore(SqlBase):
         """One refresh, atomically. The first use of a token rotates the chain; a repeat within
         the retry window is told to hand out the same new tokens; any later reuse revokes the
         session the chain belongs to (OAuth 2.0 Security BCP §4.14)."""
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             row = (
                 (
                     await conn.execute(
@@ -214,7 +214,7 @@ class SessionStore(SqlBase):
         ended = (
             select(_S.id).where((_S.expires_at < before) | (_S.revoked_at < before)).limit(batch)
         )
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             ids = [r[0] for r in (await conn.execute(ended)).all()]
             if not ids:
                 return 0

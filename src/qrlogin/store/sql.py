@@ -40,7 +40,7 @@ class SqlStore(LoginRequestStore, AccountStore, SessionStore):
     async def _delete_older(self, table: Table, column: str, before: float, batch: int) -> int:
         pk = next(iter(table.primary_key.columns))
         ids = select(pk).where(table.c[column] < before).limit(batch)
-        async with self.writer.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(delete(table).where(pk.in_(ids)))
         return int(result.rowcount or 0)
 
