@@ -20,10 +20,16 @@ def _serve(args: argparse.Namespace) -> int:
     from qrlogin import logs
     from qrlogin.web.app import create_app
 
-    public_url = args.public_url
-    if public_url is None and args.host in ("127.0.0.1", "localhost"):
-        public_url = f"http://127.0.0.1:{args.port}" if args.port != 8000 else None
-    settings = _settings(args, public_url=public_url, dev=True if args.dev else None)
+    settings = _settings(args, public_url=args.public_url, dev=True if args.dev else None)
+    if (
+        args.public_url is None
+        and settings.public_url == Settings.public_url  # configured nowhere
+        and args.host in ("127.0.0.1", "localhost")
+        and args.port != 8000
+    ):
+        # a local run on another port: links must reach it (behind a proxy the configured
+        # QRLOGIN_PUBLIC_URL wins, even though the instance listens on 127.0.0.1)
+        settings = settings.with_overrides(public_url=f"http://127.0.0.1:{args.port}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"qrlogin: serving on http://{args.host}:{args.port}  (links use {settings.public_url}; "
