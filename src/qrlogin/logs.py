@@ -20,7 +20,7 @@ _SECRET_SEGMENTS = re.compile(
     r"^(/q/|/auth/email/|/api/v1/scan/|/api/v1/login-requests/|/api/v1/sessions/|"
     r"/account/devices/)[^/?]+"
 )
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 def redact_path(path: str) -> str:
