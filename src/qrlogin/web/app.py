@@ -61,7 +61,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await upgrade(services.store.engine)
+        # the writer: transactional on PostgreSQL (reads run in autocommit, where the
+        # migration advisory lock would be released at once)
+        await upgrade(services.store.writer)
         await services.bus.start()
         gc = asyncio.create_task(_housekeeping(services))
         try:
