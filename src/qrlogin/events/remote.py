@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from qrlogin.events.memory import MemoryBus, MemorySubscription
@@ -14,7 +15,7 @@ from qrlogin.events.memory import MemoryBus, MemorySubscription
 log = logging.getLogger("qrlogin.events")
 
 
-class RemoteBus:
+class RemoteBus(ABC):
     """Subclasses provide ``_listen`` (connect, then call ``self.deliver(channel)`` for each
     message; return or raise when the connection drops) and ``_send``."""
 
@@ -29,11 +30,11 @@ class RemoteBus:
         self._lost = False  # the listener failed since it last connected
         self._send_failed = False  # the last send failed (and nothing came back since)
 
-    async def _listen(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _listen(self) -> None: ...
 
-    async def _send(self, channel: str, version: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _send(self, channel: str, version: int) -> None: ...
 
     async def _close(self) -> None:
         return None
