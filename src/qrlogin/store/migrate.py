@@ -7,9 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from qrlogin.store.engine import writer_of
+from qrlogin.store.engine import Engine, writer_of
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x71726C6F  # advisory lock id so concurrent instances migrate one at a time
@@ -22,7 +21,7 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-async def upgrade(engine: AsyncEngine) -> None:
+async def upgrade(engine: Engine) -> None:
     async with writer_of(engine).begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})

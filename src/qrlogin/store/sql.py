@@ -21,10 +21,14 @@ T = TypeVar("T")
 
 def _shielded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Run the database call as its own task, so cancelling the caller (a browser leaving a
-    stream mid-query) never cuts a transaction in half and strands its lock."""
+    stream mid-query) never cuts a transaction in half and strands its lock (PostgreSQL)."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        if args[0].sqlite:  # type: ignore[attr-defined]
+            # SQLite runs a transaction's statements without suspending (store/sqlite.py):
+            # a cancellation can only land before it starts, so no task is needed
+            return await fn(*args, **kwargs)
         task = asyncio.ensure_future(fn(*args, **kwargs))
         # a caller that went away no longer awaits it: still collect its outcome
         task.add_done_callback(lambda t: t.cancelled() or t.exception())

@@ -1,0 +1,151 @@
+"""SQLite driven from the event loop's own thread, without a thread hop per statement.
+
+An SQLite statement on an indexed row takes tens of microseconds; handing it to a driver
+thread (aiosqlite) and back through SQLAlchemy's greenlet bridge cost two to three
+milliseconds a statement under load (docs/benchmarks.md). So for SQLite qrlogin keeps two
+plain ``sqlite3`` connections and runs statements in place on the event loop thread:
+
+- one **writer**, used only inside ``begin()``: ``BEGIN IMMEDIATE`` … ``COMMIT``. The store
+  queues writers on an ``asyncio.Lock`` (``SqlBase._write``), so the writer never waits for
+  SQLite's lock held by this process, and a write transaction holds no ``await`` that
+  suspends: no other coroutine runs, and no cancellation lands, between its statements;
+- one **reader** in autocommit, used by ``connect()``: under WAL a read takes no lock and
+  sees the last committed transaction.
+
+Durability is that of WAL with ``synchronous=NORMAL``, as before: a committed transaction
+survives the process dying; only a power loss may drop the last ones. The WAL is checkpointed
+by SQLite's auto-checkpoint on the writer (a few milliseconds every ~4 MB of writes).
+
+The classes here offer the part of SQLAlchemy's ``AsyncEngine`` / ``AsyncConnection`` API the
+store uses, so the store's code is the same for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, CursorResult, Executable, create_engine, event, make_url
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000  # only another process (``qrlogin migrate``) can hold the lock
+
+
+class LoopConnection:
+    """A SQLAlchemy connection whose statements run at once on the calling thread."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
+
+    async def run_sync(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return fn(self._conn, *args, **kwargs)
+
+
+def _sync_engine(url: str) -> Any:
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    # One connection per engine, made on first use and kept: the writer and the reader each
+    # have their own engine, so each is exactly one sqlite3 connection.
+    engine = create_engine(
+        sync_url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver: ``begin()`` below says how they start.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class SqliteEngine:
+    """The SQLite counterpart of ``AsyncEngine`` for the store: ``connect()`` reads,
+    ``begin()`` writes one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self._writer_engine = _sync_engine(url)
+        database = self.url.database
+        in_memory = not database or database == ":memory:" or "mode=memory" in url
+        # an in-memory database exists once per connection: reads must share the writer's
+        self._reader_engine = self._writer_engine if in_memory else _sync_engine(url)
+        self._writer: Connection | None = None
+        self._reader: Connection | None = None
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._writer_engine.dialect  # type: ignore[no-any-return]
+
+    @property
+    def sync_engine(self) -> Any:
+        return self._writer_engine
+
+    def execution_options(self, **_options: Any) -> SqliteEngine:
+        return self  # reads and writes already go to their own connections
+
+    def _writer_conn(self) -> Connection:
+        if self._writer is None:
+            self._writer = self._writer_engine.connect()
+        return self._writer
+
+    def _reader_conn(self) -> Connection:
+        if self._reader is None:
+            if self._reader_engine is self._writer_engine:
+                self._reader = self._writer_conn()
+            else:
+                self._reader = self._reader_engine.connect()
+        return self._reader
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[LoopConnection]:
+        """Reads: each statement on its own, under WAL without a lock."""
+        conn = self._reader_conn()
+        try:
+            yield LoopConnection(conn)
+        finally:
+            if conn is not self._writer and conn.in_transaction():
+                # SQLAlchemy's own bookkeeping only: the driver is in autocommit, so no
+                # transaction is open in SQLite and this sends nothing
+                conn.rollback()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[LoopConnection]:
+        """One write transaction: ``BEGIN IMMEDIATE``, then ``COMMIT``, or ``ROLLBACK`` on
+        error. The caller serialises writers (``SqlBase._write``)."""
+        conn = self._writer_conn()
+        if conn.in_transaction():
+            conn.rollback()  # a read on a shared in-memory connection left SQLAlchemy's open
+        with conn.begin():
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield LoopConnection(conn)
+
+    async def dispose(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        self._reader = self._writer = None
+        self._writer_engine.dispose()
+        self._reader_engine.dispose()
