@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
-from sqlalchemy import ColumnElement, and_, case, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from qrlogin.store.base import SqlBase
+from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.engine import Conn
 from qrlogin.store.records import AuditEntry, EmailLogin, Session, User
 from qrlogin.store.tables import email_logins, sessions, users
+
+_USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
 
 class AccountStore(SqlBase):
     async def get_user(self, user_id: str) -> User | None:
-        row = await self._one(users, users.c.id == user_id)
+        row = await self._first(_USER_BY_ID, {"id": user_id})
         return User.from_mapping(row) if row else None
 
     async def user_by_email(self, email: str) -> User | None:
@@ -24,7 +26,7 @@ class AccountStore(SqlBase):
         return User.from_mapping(row) if row else None
 
     @staticmethod
-    async def _ensure_user(conn: AsyncConnection, new_user: User) -> User:
+    async def _ensure_user(conn: Conn, new_user: User) -> User:
         row = (
             (await conn.execute(select(users).where(users.c.email == new_user.email)))
             .mappings()
@@ -32,7 +34,7 @@ class AccountStore(SqlBase):
         )
         if row is not None:
             return User.from_mapping(row)
-        await conn.execute(insert(users).values(**asdict(new_user)))
+        await conn.execute(insert_into(users), asdict(new_user))
         return new_user
 
     async def ensure_user(self, new_user: User) -> User:
@@ -78,7 +80,7 @@ class AccountStore(SqlBase):
 
     async def insert_email_login(self, login: EmailLogin) -> None:
         async with self._write() as conn:
-            await conn.execute(insert(email_logins).values(**asdict(login)))
+            await conn.execute(insert_into(email_logins), asdict(login))
 
     @staticmethod
     def _live_email(now: float, limit: int) -> list[ColumnElement[bool]]:
@@ -172,6 +174,6 @@ class AccountStore(SqlBase):
                 return None
             user = await self._ensure_user(conn, new_user(str(row["email"])))
             session, audit = new_session(user)
-            await conn.execute(insert(sessions).values(**asdict(session)))
+            await conn.execute(insert_into(sessions), asdict(session))
             await self._audit(conn, [audit])
         return user, session

@@ -4,30 +4,77 @@ racing callers exactly one gets a row back."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, or_, select, update
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
-from qrlogin.store.base import SqlBase
+from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.engine import Conn
 from qrlogin.store.records import AuditEntry, LoginRequest, Session
 from qrlogin.store.tables import login_requests, sessions
 
 _LR = login_requests.c
 AuditFor = Callable[[LoginRequest], AuditEntry | None]
 
+# the reads behind every requester and approver call, built once (see ``SqlBase._first``)
+_BY_ID = select(login_requests).where(_LR.id == bindparam("id"))
+_BY_HANDLE = select(login_requests).where(
+    or_(
+        and_(
+            _LR.handle_hash == bindparam("handle"),
+            or_(
+                _LR.status != Status.PENDING.value,
+                _LR.handle_expires_at + bindparam("grace") > bindparam("now"),
+            ),
+        ),
+        and_(_LR.prev_handle_hash == bindparam("handle"), _LR.prev_handle_until > bindparam("now")),
+    )
+)
+_BY_USER_CODE = select(login_requests).where(
+    _LR.user_code_hmac == bindparam("code"),
+    _LR.expires_at > bindparam("now"),
+    _LR.status == Status.PENDING.value,
+)
+
+
+@functools.cache
+def _transition_statement(
+    action: Action, value_keys: tuple[str, ...], expect_shape: tuple[tuple[str, bool], ...]
+) -> Update:
+    """The conditional ``UPDATE … RETURNING`` of one transition, built once per shape (the
+    action, the columns it sets, the columns it expects) with the values as bound parameters.
+    The ``WHERE`` names the action's source states and the request's lifetime, so of two
+    racing callers exactly one gets a row back."""
+    sources = [s.value for s in TRANSITIONS[action].sources]
+    conds = [
+        _LR.id == bindparam("w_id"),
+        _LR.status.in_(sources),
+        _LR.expires_at > bindparam("w_now"),
+    ]
+    for name, is_none in expect_shape:
+        conds.append(_LR[name].is_(None) if is_none else _LR[name] == bindparam(f"e_{name}"))
+    new_values: dict[str, Any] = {
+        "status": TRANSITIONS[action].target.value,
+        "version": _LR.version + 1,
+    }
+    new_values.update({k: bindparam(f"v_{k}") for k in value_keys})
+    return (
+        update(login_requests).where(and_(*conds)).values(new_values).returning(*login_requests.c)
+    )
+
 
 class LoginRequestStore(SqlBase):
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
         async with self._write() as conn:
-            await conn.execute(insert(login_requests).values(**asdict(rec)))
+            await conn.execute(insert_into(login_requests), asdict(rec))
             await self._audit(conn, [audit])
 
     async def get_login_request(self, request_id: str) -> LoginRequest | None:
-        row = await self._one(login_requests, _LR.id == request_id)
+        row = await self._first(_BY_ID, {"id": request_id})
         return LoginRequest.from_mapping(row) if row else None
 
     async def login_request_by_handle(
@@ -36,28 +83,11 @@ class LoginRequestStore(SqlBase):
         """The request whose current handle, or previous handle within its grace, matches.
         Rotation happens when the requester reads, so a current handle nobody rotated still
         dies at its due time plus the grace while the request waits for a scan."""
-        row = await self._one(
-            login_requests,
-            or_(
-                and_(
-                    _LR.handle_hash == handle_hash,
-                    or_(
-                        _LR.status != Status.PENDING.value,
-                        _LR.handle_expires_at + grace > now,
-                    ),
-                ),
-                and_(_LR.prev_handle_hash == handle_hash, _LR.prev_handle_until > now),
-            ),
-        )
+        row = await self._first(_BY_HANDLE, {"handle": handle_hash, "now": now, "grace": grace})
         return LoginRequest.from_mapping(row) if row else None
 
     async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:
-        row = await self._one(
-            login_requests,
-            _LR.user_code_hmac == code_hmac,
-            _LR.expires_at > now,
-            _LR.status == Status.PENDING.value,
-        )
+        row = await self._first(_BY_USER_CODE, {"code": code_hmac, "now": now})
         return LoginRequest.from_mapping(row) if row else None
 
     async def count_by_status(self) -> dict[str, int]:
@@ -89,20 +119,21 @@ class LoginRequestStore(SqlBase):
 
     async def _transition(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         request_id: str,
         action: Action,
         now: float,
         values: Mapping[str, Any],
         expect: Mapping[str, Any] | None,
     ) -> LoginRequest | None:
-        new_values = {
-            "status": TRANSITIONS[action].target.value,
-            "version": _LR.version + 1,
-            **values,
-        }
-        where = self._transition_where(request_id, action, now, expect)
-        row = await self._update(conn, login_requests, where, new_values)
+        expect = expect or {}
+        stmt = _transition_statement(
+            action, tuple(values), tuple((k, v is None) for k, v in expect.items())
+        )
+        params = {"w_id": request_id, "w_now": now}
+        params.update({f"v_{k}": v for k, v in values.items()})
+        params.update({f"e_{k}": v for k, v in expect.items() if v is not None})
+        row = (await conn.execute(stmt, params)).mappings().first()
         return LoginRequest.from_mapping(row) if row else None
 
     async def transition(
@@ -136,7 +167,7 @@ class LoginRequestStore(SqlBase):
             rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
             if rec is None:
                 return None
-            await conn.execute(insert(sessions).values(**asdict(session)))
+            await conn.execute(insert_into(sessions), asdict(session))
             entry = audit(rec)
             created = replace(entry, event="session.created") if entry else None
             await self._audit(conn, [entry, created])

@@ -6,15 +6,17 @@ import enum
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, delete, insert, select, update
 
-from qrlogin.store.base import SqlBase
+from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.engine import Conn
 from qrlogin.store.records import AuditEntry, RefreshToken, Session
 from qrlogin.store.tables import audit_events, refresh_tokens, sessions
 
 _S = sessions.c
 _R = refresh_tokens.c
+_BY_TOKEN = select(sessions).where(_S.token_hash == bindparam("token"))
+_BY_ID = select(sessions).where(_S.id == bindparam("id"))
 
 
 class RefreshOutcome(enum.Enum):
@@ -35,21 +37,21 @@ class SessionStore(SqlBase):
         self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
     ) -> None:
         async with self._write() as conn:
-            await conn.execute(insert(sessions).values(**asdict(session)))
+            await conn.execute(insert_into(sessions), asdict(session))
             if refresh is not None:
-                await conn.execute(insert(refresh_tokens).values(**asdict(refresh)))
+                await conn.execute(insert_into(refresh_tokens), asdict(refresh))
             await self._audit(conn, [audit])
 
     async def insert_refresh_token(self, refresh: RefreshToken) -> None:
         async with self._write() as conn:
-            await conn.execute(insert(refresh_tokens).values(**asdict(refresh)))
+            await conn.execute(insert_into(refresh_tokens), asdict(refresh))
 
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
-        row = await self._one(sessions, _S.token_hash == token_hash)
+        row = await self._first(_BY_TOKEN, {"token": token_hash})
         return Session.from_mapping(row) if row else None
 
     async def get_session(self, session_id: str) -> Session | None:
-        row = await self._one(sessions, _S.id == session_id)
+        row = await self._first(_BY_ID, {"id": session_id})
         return Session.from_mapping(row) if row else None
 
     async def touch_session(self, session_id: str, now: float, every: float) -> None:
@@ -61,9 +63,7 @@ class SessionStore(SqlBase):
                 .values(last_seen_at=now)
             )
 
-    async def _revoke(
-        self, conn: AsyncConnection, session_id: str, now: float, reason: str
-    ) -> Session | None:
+    async def _revoke(self, conn: Conn, session_id: str, now: float, reason: str) -> Session | None:
         row = await self._update(
             conn,
             sessions,
