@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from qrlogin.core.machine import Status
-from qrlogin.handshake.watch import changes
+from qrlogin.handshake.watch import Watch, changes
 from qrlogin.store.records import LoginRequest
 
 from .world import DESKTOP, SignedIn, World
@@ -115,3 +115,26 @@ async def test_changes_ends_at_until_without_yielding(world: World) -> None:
     created = await world.lr.create(DESKTOP)
     stream = changes(world.lr, created.request, heartbeat=0.05, until=world.clock.now())
     assert await collect(stream) == []
+
+
+async def test_a_watch_holds_no_record_while_it_waits(world: World) -> None:
+    created = await world.lr.create(DESKTOP)
+    watch = Watch(world.lr, created.request, heartbeat=0.05)
+    try:
+        assert await asyncio.wait_for(anext(watch), WAIT) is None
+        held = [getattr(watch, name) for name in Watch.__slots__]
+        assert not any(isinstance(value, LoginRequest) for value in held), held
+        assert created.request.id in held
+    finally:
+        watch.close()
+    assert world.services.bus.subscriber_count() == 0  # type: ignore[attr-defined]
+    assert await collect(watch) == []  # closed: nothing more
+
+
+async def test_a_watch_of_a_finished_request_ends_without_subscribing(world: World) -> None:
+    created = await world.lr.create(DESKTOP)
+    rec = await world.lr.for_requester(created.request.id, created.secret)
+    cancelled = await world.lr.cancel(rec, DESKTOP)
+    watch = Watch(world.lr, cancelled, heartbeat=60)
+    assert await collect(watch) == []
+    assert world.services.bus.subscriber_count() == 0  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from qrlogin.events.port import login_request_channel
+from qrlogin.events.port import Subscription, login_request_channel
 from qrlogin.handshake.service import LoginRequests
 from qrlogin.store.records import LoginRequest
 
@@ -18,40 +18,84 @@ def fingerprint(svc: LoginRequests, rec: LoginRequest) -> tuple[int, str]:
     return rec.version, rec.status_at(svc.clock.now()).value
 
 
+class Watch:
+    """An async iterator of the request each time it changes, and ``None`` at every silent
+    heartbeat. It ends after yielding a terminal state, when the row is gone, or at ``until``
+    (clock time); ``close()`` it if you stop iterating before that.
+
+    Between wake-ups it keeps only what the next one needs: the id, the fingerprint last
+    seen, when the request changes by itself, and its bus subscription. Not the record: an
+    instance holds thousands of idle event streams (docs/benchmarks.md finding 3)."""
+
+    __slots__ = ("_deadline", "_done", "_heartbeat", "_id", "_seen", "_sub", "_svc", "_until")
+
+    def __init__(
+        self,
+        svc: LoginRequests,
+        rec: LoginRequest,
+        *,
+        heartbeat: float,
+        until: float | None = None,
+    ) -> None:
+        self._svc = svc
+        self._id = rec.id
+        self._seen = fingerprint(svc, rec)
+        self._deadline = svc.next_deadline(rec)
+        self._heartbeat = heartbeat
+        self._until = until
+        self._sub: Subscription | None = None
+        self._done = rec.status_at(svc.clock.now()).terminal
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> LoginRequest | None:
+        svc = self._svc
+        while not self._done:
+            now = svc.clock.now()
+            if self._until is not None and now >= self._until:
+                break
+            # the record was read before the subscription existed: the first pass re-reads
+            # at once, so a change made in between is seen now rather than at the heartbeat
+            first = self._sub is None
+            if self._sub is None:
+                self._sub = svc.bus.subscribe(login_request_channel(self._id))
+            else:
+                limit = min(self._heartbeat, max(0.0, self._deadline - now) + 0.05)
+                if self._until is not None:
+                    limit = min(limit, self._until - now)
+                await self._sub.wait(limit)
+            latest = await svc.store.get_login_request(self._id)
+            if latest is None:
+                break
+            rec = await svc.rotate_if_due(latest)
+            self._deadline = svc.next_deadline(rec)
+            current = fingerprint(svc, rec)
+            if current != self._seen:
+                self._seen = current
+                if rec.status_at(svc.clock.now()).terminal:
+                    self.close()
+                return rec
+            if not first and (self._until is None or svc.clock.now() < self._until):
+                return None
+        self.close()
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        """Stop watching: no further items, and the bus subscription is let go."""
+        self._done = True
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+
+
 async def changes(
     svc: LoginRequests, rec: LoginRequest, *, heartbeat: float, until: float | None = None
 ) -> AsyncIterator[LoginRequest | None]:
-    """Yield the request each time it changes, and ``None`` at every silent heartbeat.
-    Ends after yielding a terminal state, or at ``until`` (clock time)."""
-    if rec.status_at(svc.clock.now()).terminal:
-        return
-    seen = fingerprint(svc, rec)
-    sub = svc.bus.subscribe(login_request_channel(rec.id))
-    # ``rec`` was read before this subscription existed: the first pass re-reads at once, so a
-    # change made in between is seen now rather than at the next heartbeat
-    first = True
+    """A ``Watch`` that lets its subscription go however the caller stops (a ``break`` too)."""
+    watch = Watch(svc, rec, heartbeat=heartbeat, until=until)
     try:
-        while True:
-            now = svc.clock.now()
-            if until is not None and now >= until:
-                return
-            if not first:
-                limit = min(heartbeat, max(0.0, svc.next_deadline(rec) - now) + 0.05)
-                if until is not None:
-                    limit = min(limit, until - now)
-                await sub.wait(limit)
-            latest = await svc.store.get_login_request(rec.id)
-            if latest is None:
-                return
-            rec = await svc.rotate_if_due(latest)
-            current = fingerprint(svc, rec)
-            if current != seen:
-                seen = current
-                yield rec
-                if rec.status_at(svc.clock.now()).terminal:
-                    return
-            elif not first and (until is None or svc.clock.now() < until):
-                yield None
-            first = False
+        async for changed in watch:
+            yield changed
     finally:
-        sub.close()
+        watch.close()
