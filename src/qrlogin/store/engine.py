@@ -29,5 +29,8 @@ def make_engine(url: str) -> Engine:
     if is_sqlite(url):
         return SqliteEngine(url)
     # no pool_pre_ping: it costs a round trip per checkout; a dead connection's statement
-    # fails (a 503, nothing written) and the pool replaces it
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # fails (a 503, nothing written) and the pool replaces it.
+    # pool_size covers the concurrency of a busy instance: connections past it ("overflow")
+    # are closed when returned, and under load that meant a new connection (a TLS attempt,
+    # then statement preparation again) for every few requests (docs/benchmarks.md).
+    return create_async_engine(url, pool_size=25, max_overflow=15, pool_recycle=1800)
