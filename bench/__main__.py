@@ -211,6 +211,10 @@ def measure_create(run: Run) -> None:
         url = f"http://127.0.0.1:{server.port}"
         _warm(url, "post.lua", load.QRLOGIN_CREATE)
         run.throughput["create:qrlogin"] = load.wrk(url, "post.lua", secs, load.QRLOGIN_CREATE)
+        # the same server's no-op endpoint: what the web stack alone allows per second
+        run.throughput["create:qrlogin-floor"] = load.wrk(
+            url, "get.lua", secs, {"BENCH_PATH": "/healthz"}
+        )
     finally:
         server.stop()
     if run.plan.node:
@@ -229,7 +233,7 @@ def measure_create(run: Run) -> None:
             run.throughput["create:authlib"] = load.wrk(url, "post.lua", secs, load.AUTHLIB_CREATE)
         finally:
             server.stop()
-    for key in ("create:qrlogin", "create:oidc", "create:authlib"):
+    for key in ("create:qrlogin", "create:qrlogin-floor", "create:oidc", "create:authlib"):
         if key in run.throughput:
             r = run.throughput[key]
             log(f"  {key}: {r.ok_rps:.0f}/s ok, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx}")

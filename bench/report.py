@@ -143,6 +143,14 @@ def rows(run: Run) -> list[dict[str, Any]]:
                 + (f"; {r.non2xx} non-2xx" if r.non2xx else "")
                 + (f"; {r.socket_errors} socket errors" if r.socket_errors else ""),
             )
+    if "create:qrlogin-floor" in tp:
+        r = tp["create:qrlogin-floor"]
+        add(
+            sec,
+            "for scale: `GET /healthz` answered/s, same server (no database, no work)",
+            "qrlogin's web stack alone",
+            f"{r.ok_rps:,.0f}/s; {r.p50_ms:.1f} / {r.p99_ms:.1f} ms",
+        )
     if "create:qrlogin" in tp and "create:oidc" in tp:
         ratio = tp["create:qrlogin"].ok_rps / max(1e-9, tp["create:oidc"].ok_rps)
         add(
