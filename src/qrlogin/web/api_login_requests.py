@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from qrlogin.core.errors import InvalidRequest
-from qrlogin.core.machine import Status
 from qrlogin.handshake.watch import changes
 from qrlogin.store.records import LoginRequest
 from qrlogin.web import deps
+from qrlogin.web.events_asgi import RequesterEventsResponse
 from qrlogin.web.schemas import (
     CreatedLoginRequest,
     CreateLoginRequest,
@@ -28,7 +27,6 @@ from qrlogin.web.security import (
     set_cookie,
 )
 from qrlogin.web.sessions import session_response
-from qrlogin.web.sse import HEARTBEAT, counted, sse_event, sse_response
 
 router = APIRouter(prefix="/api/v1/login-requests", tags=["requester"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -102,27 +100,13 @@ async def get_login_request(
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
     response_class=StreamingResponse,
 )
-async def login_request_events(request_id: str, request: Request) -> StreamingResponse:
+async def login_request_events(request_id: str, request: Request) -> Response:
     """Server-Sent Events: ``event: state`` now and at every change; a heartbeat comment at
-    least every 15 s. The stream ends after a final state."""
-    svc = deps.services(request)
-    rec = await _requester(request, request_id)
-    lr = svc.login_requests
+    least every 15 s. The stream ends after a final state.
 
-    async def stream() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n" + sse_event("state", lr.requester_view(rec), rec.version)
-        if rec.status_at(svc.clock.now()).terminal:
-            return
-        async for changed in changes(lr, rec, heartbeat=svc.policy.heartbeat):
-            if changed is None:
-                yield HEARTBEAT
-                continue
-            yield sse_event("state", lr.requester_view(changed), changed.version)
-            if changed.status == Status.APPROVED.value and changed.approved_at is not None:
-                latency = svc.clock.now() - changed.approved_at
-                svc.metrics.approval_latency.observe(max(0.0, latency))
-
-    return sse_response(counted(svc.metrics.open_streams.labels("login_request"), stream()))
+    A GET here is served ahead of FastAPI by ``events_asgi.RequesterEvents``; this route
+    documents it and answers when the app is called without that handler in front."""
+    return RequesterEventsResponse(deps.services(request), await _requester(request, request_id))
 
 
 @router.post(

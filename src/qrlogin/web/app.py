@@ -14,16 +14,18 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from qrlogin import __version__
 from qrlogin.config import Settings
 from qrlogin.core.clock import Clock
-from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError, ServiceUnavailable
+from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
 from qrlogin.core.policy import Policy
-from qrlogin.logs import redact_path
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
 from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
+from qrlogin.web.errors import error_response, record_failure
+from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
 from qrlogin.web.security import CookieNames, SecurityHeaders
 
@@ -36,11 +38,6 @@ def wants_page(request: Request) -> bool:
     return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def error_response(exc: QrLoginError) -> JSONResponse:
-    headers = {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
-
-
 async def _housekeeping(svc: Services, every: float = 15.0) -> None:
     """Write ``expired`` on requests past their lifetime (with their activity rows) and delete
     what ended long ago, in bounded batches."""
@@ -51,6 +48,21 @@ async def _housekeeping(svc: Services, every: float = 15.0) -> None:
             await svc.store.collect_garbage(svc.clock.now())
         except Exception:  # keep sweeping; the next round retries
             log.exception("housekeeping failed")
+
+
+class QrloginApp(FastAPI):
+    """The FastAPI app, with the requester's event stream served ahead of the whole stack
+    (``events_asgi`` says why) once ``create_app`` has set ``requester_events``."""
+
+    requester_events: RequesterEvents | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        events = self.requester_events
+        lr_id = events.match(scope) if events is not None else None
+        if events is not None and lr_id is not None:
+            await events(scope, receive, send, lr_id)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -76,7 +88,7 @@ def create_app(
             await services.bus.stop()
             await services.store.close()
 
-    app = FastAPI(
+    app = QrloginApp(
         title="qrlogin",
         version=__version__,
         summary="Sign in on a new device by scanning a QR code with a signed-in device.",
@@ -86,6 +98,7 @@ def create_app(
     )
     app.state.services = services
     app.state.cookie_names = CookieNames.for_https(settings.https)
+    app.requester_events = RequesterEvents(services, app.state.cookie_names.requester)
 
     @app.exception_handler(QrLoginError)
     async def _qrlogin_error(request: Request, exc: QrLoginError) -> Response:
@@ -96,32 +109,14 @@ def create_app(
             return response
         return error_response(exc)
 
-    @app.exception_handler(SQLAlchemyError)
-    async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
-        services.metrics.database_errors.inc()
-        log.error(
-            "database error on %s %s: %s",
-            request.method,
-            redact_path(request.url.path),
-            exc.__class__.__name__,
-        )
-        return error_response(ServiceUnavailable())
+    async def _failure(request: Request, exc: Exception) -> JSONResponse:
+        failed = record_failure(services.metrics, exc, request.method, request.url.path)
+        return error_response(failed)
 
-    @app.exception_handler(OSError)
-    async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
-        # a connection that could not even be made (refused, timed out): the database driver's
-        # (SQLAlchemy passes those on unwrapped) or the mail server's; a 503 either way
-        mail = type(exc).__module__.startswith("aiosmtplib")
-        if not mail:
-            services.metrics.database_errors.inc()
-        log.error(
-            "%s unreachable on %s %s: %s",
-            "mail server" if mail else "database",
-            request.method,
-            redact_path(request.url.path),
-            exc.__class__.__name__,
-        )
-        return error_response(ServiceUnavailable())
+    # a database error or a database or mail server out of reach is a 503, anything else a
+    # 500 (web/errors.py)
+    for failure in (SQLAlchemyError, OSError, Exception):
+        app.add_exception_handler(failure, _failure)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -140,11 +135,6 @@ def create_app(
             return error_response(InvalidRequest(f"The request is malformed: {exc.detail}."))
         body = {"error": "http_error", "message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, redact_path(request.url.path))
-        return error_response(QrLoginError())
 
     app.include_router(api_login_requests.router)
     app.include_router(api_scan.router)

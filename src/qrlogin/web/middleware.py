@@ -14,6 +14,33 @@ from qrlogin.logs import redact_path, request_id
 access_log = logging.getLogger("qrlogin.access")
 
 
+def request_id_of(scope: Scope) -> str:
+    """The request's id: the one a proxy sent in ``X-Request-Id`` when it is sane, else new."""
+    incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+    rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else ""
+    return rid or secrets.token_hex(8)
+
+
+def log_response(
+    scope: Scope, status: int, headers: MutableHeaders, rid: str, started: float
+) -> None:
+    """As a response starts: name the request id in its ``headers`` and write the one access
+    log line of the request (``started`` is its ``time.perf_counter()``)."""
+    headers.append("x-request-id", rid)
+    access_log.info(
+        "%s %s %s",
+        scope["method"],
+        redact_path(scope["path"]),
+        status,
+        extra={
+            "status": status,
+            "method": scope["method"],
+            "path": redact_path(scope["path"]),
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+
+
 class RequestLog:
     """Gives each request an id (``X-Request-Id``, kept when a proxy sent a sane one) and logs
     one line per response, with the path's secrets cut out."""
@@ -25,30 +52,13 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else ""
-        rid = rid or secrets.token_hex(8)
+        rid = request_id_of(scope)
         token = request_id.set(rid)
         started = time.perf_counter()
-        status = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message).append("x-request-id", rid)
-                access_log.info(
-                    "%s %s %s",
-                    scope["method"],
-                    redact_path(scope["path"]),
-                    status,
-                    extra={
-                        "status": status,
-                        "method": scope["method"],
-                        "path": redact_path(scope["path"]),
-                        "ms": round((time.perf_counter() - started) * 1000, 1),
-                    },
-                )
+                log_response(scope, message["status"], MutableHeaders(scope=message), rid, started)
             await send(message)
 
         try:

@@ -95,6 +95,16 @@ def require_browser_header(request: Request) -> None:
         )
 
 
+def add_security_headers(headers: MutableHeaders, path: str) -> None:
+    """CSP, frame, referrer and sniffing policies, and no caching, on the response to ``path``
+    (each unless the response set its own)."""
+    headers.setdefault("content-security-policy", DOCS_CSP if path.startswith("/docs") else CSP)
+    headers.setdefault("x-frame-options", "DENY")
+    headers.setdefault("referrer-policy", "no-referrer")
+    headers.setdefault("x-content-type-options", "nosniff")
+    headers.setdefault("cache-control", "no-store")
+
+
 class SecurityHeaders:
     """Adds CSP, frame and referrer policies to every response."""
 
@@ -106,16 +116,10 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        csp = DOCS_CSP if path.startswith("/docs") else CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("content-security-policy", csp)
-                headers.setdefault("x-frame-options", "DENY")
-                headers.setdefault("referrer-policy", "no-referrer")
-                headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("cache-control", "no-store")
+                add_security_headers(MutableHeaders(scope=message), path)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
