@@ -65,21 +65,33 @@ class Watch:
                 if self._until is not None:
                     limit = min(limit, self._until - now)
                 await self._sub.wait(limit)
-            latest = await svc.store.get_login_request(self._id)
-            if latest is None:
-                break
-            rec = await svc.rotate_if_due(latest)
-            self._deadline = svc.next_deadline(rec)
-            current = fingerprint(svc, rec)
-            if current != self._seen:
-                self._seen = current
-                if rec.status_at(svc.clock.now()).terminal:
-                    self.close()
-                return rec
-            if not first and (self._until is None or svc.clock.now() < self._until):
-                return None
+            changed = await self._reread()
+            if changed is not None:
+                return changed
+            if not self._done and not first:
+                if self._until is None or svc.clock.now() < self._until:
+                    return None
         self.close()
         raise StopAsyncIteration
+
+    async def _reread(self) -> LoginRequest | None:
+        """The request if it changed since last seen (rotating a due handle first), else
+        ``None``; closes the watch when the row is gone or the change is final. Its own
+        coroutine so that no record outlives it while the watch waits again."""
+        svc = self._svc
+        latest = await svc.store.get_login_request(self._id)
+        if latest is None:
+            self.close()
+            return None
+        rec = await svc.rotate_if_due(latest)
+        self._deadline = svc.next_deadline(rec)
+        current = fingerprint(svc, rec)
+        if current == self._seen:
+            return None
+        self._seen = current
+        if rec.status_at(svc.clock.now()).terminal:
+            self.close()
+        return rec
 
     def close(self) -> None:
         """Stop watching: no further items, and the bus subscription is let go."""
