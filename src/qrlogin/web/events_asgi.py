@@ -113,7 +113,10 @@ class RequesterEventsResponse(Response):
         gone.add_done_callback(functools.partial(_on_gone, task))
         gauge.inc()
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            self.raw_headers = []  # sent once: a waiting stream keeps no copy of them
+            await send(start)
+            del start
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             try:
                 async for changed in watch:
