@@ -24,7 +24,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from qrlogin.core.errors import QrLoginError
 from qrlogin.core.machine import Status
@@ -75,6 +75,10 @@ async def _until_gone(receive: Receive) -> None:
         pass
 
 
+def _body(chunk: bytes) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
 def _state_event(svc: Services, rec: LoginRequest) -> bytes:
     if rec.status == Status.APPROVED.value and rec.approved_at is not None:
         latency = svc.clock.now() - rec.approved_at
@@ -107,8 +111,9 @@ class RequesterEventsResponse(Response):
         assert task is not None
         gauge = svc.metrics.open_streams.labels("login_request")
         watch = Watch(svc.login_requests, rec, heartbeat=svc.policy.heartbeat)
-        chunk = FIRST + sse_event("state", svc.login_requests.requester_view(rec), rec.version)
-        del rec  # from here on the watch holds what a waiting stream needs, not the record
+        view = svc.login_requests.requester_view(rec)
+        first = _body(FIRST + sse_event("state", view, rec.version))
+        del rec, view  # from here on the watch holds what a waiting stream needs, not the record
         gone = asyncio.ensure_future(_until_gone(receive))
         gone.add_done_callback(functools.partial(_on_gone, task))
         gauge.inc()
@@ -117,12 +122,12 @@ class RequesterEventsResponse(Response):
             self.raw_headers = []  # sent once: a waiting stream keeps no copy of them
             await send(start)
             del start
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send(first)
+            del first  # nor what it sent
             try:
                 async for changed in watch:
-                    chunk = HEARTBEAT if changed is None else _state_event(svc, changed)
-                    changed = None  # hold no record while waiting
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send(_body(HEARTBEAT if changed is None else _state_event(svc, changed)))
+                    changed = None
             except Exception as exc:
                 record_failure(svc.metrics, exc, "GET", ROUTE)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
