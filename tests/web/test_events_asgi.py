@@ -299,6 +299,36 @@ async def test_the_stream_carries_changes_and_counts_itself_open_until_it_ends(
     assert statuses == ["pending", "scanned", "cancelled"]
 
 
+async def test_a_database_lost_mid_stream_ends_the_stream_cleanly_and_is_counted(
+    make_site: Callable[..., Awaitable[Site]],
+) -> None:
+    site = await make_site(clock=None, policy=Policy(heartbeat=0.2))
+    requester = await site.new_requester("api")
+    store = site.services.store
+    before = sample(site, "qrlogin_database_errors_total")
+    stream = asyncio.create_task(requester.events())
+    for _ in range(200):
+        if await open_streams(site) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert await open_streams(site) == 1
+    dead = make_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone")
+    saved = {name: getattr(store, name) for name in ("engine", "writer") if hasattr(store, name)}
+    try:
+        for name in saved:
+            setattr(store, name, dead)
+        response = await within(stream)  # the next heartbeat's re-read fails
+    finally:
+        for name, engine in saved.items():
+            setattr(store, name, engine)
+        await dead.dispose()
+
+    assert response.status_code == 200
+    assert response.text.count("event: state") == 1  # the state it had, then a clean end
+    assert sample(site, "qrlogin_database_errors_total") == before + 1
+    assert await open_streams(site) == 0
+
+
 async def test_a_client_that_leaves_closes_its_stream_on_the_server(
     live_server: Callable[..., LiveServer],
 ) -> None:

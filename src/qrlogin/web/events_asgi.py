@@ -3,15 +3,15 @@ ASGI handler ahead of the FastAPI stack.
 
 Idle waiting requesters are what an instance holds by the thousand. Behind FastAPI each
 stream kept the routing, exit-stack and exception-handling frames and our two middlewares
-suspended, plus three stacked generators and the whole request record: about 32 KB a stream,
+suspended, plus three stacked generators and the whole request record: about 31 KB a stream,
 against about 11 KB for a bare ASGI app under the same uvicorn (docs/benchmarks.md finding 3).
 ``RequesterEvents`` does for this one route what that stack does — the request id and its
 access-log line (``middleware``), the security headers (``security``), the same refusals and
 failures (``errors``) — and then waits in one coroutine on a ``Watch``.
 
-The FastAPI route stays declared (the OpenAPI document lists it) and answers what this
-handler does not take: other methods and other paths. It streams with the same loop,
-through ``RequesterEventsResponse``.
+The FastAPI route stays declared: the OpenAPI document lists it, it answers the methods this
+handler leaves to it (405), and it serves the whole stream when the app is called without
+this handler in front. It streams with the same ``RequesterEventsResponse``.
 """
 
 from __future__ import annotations
