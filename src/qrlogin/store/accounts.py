@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +33,7 @@ class AccountStore(SqlBase):
         )
         if row is not None:
             return User.from_mapping(row)
-        await conn.execute(insert_into(users), asdict(new_user))
+        await conn.execute(insert_into(users), new_user.to_row())
         return new_user
 
     async def ensure_user(self, new_user: User) -> User:
@@ -80,7 +79,7 @@ class AccountStore(SqlBase):
 
     async def insert_email_login(self, login: EmailLogin) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(email_logins), asdict(login))
+            await conn.execute(insert_into(email_logins), login.to_row())
 
     @staticmethod
     def _live_email(now: float, limit: int) -> list[ColumnElement[bool]]:
@@ -174,6 +173,6 @@ class AccountStore(SqlBase):
                 return None
             user = await self._ensure_user(conn, new_user(str(row["email"])))
             session, audit = new_session(user)
-            await conn.execute(insert_into(sessions), asdict(session))
+            await conn.execute(insert_into(sessions), session.to_row())
             await self._audit(conn, [audit])
         return user, session

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, Select, Table, insert, select, update
@@ -77,7 +76,9 @@ class SqlBase:
 
     @staticmethod
     async def _audit(conn: Conn, entries: Iterable[AuditEntry | None]) -> None:
-        rows = [{k: v for k, v in asdict(e).items() if k != "id"} for e in entries if e is not None]
+        rows = [
+            {k: v for k, v in e.to_row().items() if k != "id"} for e in entries if e is not None
+        ]
         if rows:
             await conn.execute(insert_into(audit_events), rows)
 

@@ -12,8 +12,23 @@ from qrlogin.core.machine import Status, effective_status
 class _Record:
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)
         return cls(**{k: v for k, v in row.items() if k in names})
+
+    def to_row(self) -> dict[str, Any]:
+        """The record's columns as a dict: a shallow copy, where ``dataclasses.asdict`` walks
+        and deep-copies every value (it showed up in the profiles of every insert)."""
+        return dict(self.__dict__)
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True)

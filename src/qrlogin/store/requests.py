@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, or_, select, update
@@ -70,7 +70,7 @@ def _transition_statement(
 class LoginRequestStore(SqlBase):
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(login_requests), asdict(rec))
+            await conn.execute(insert_into(login_requests), rec.to_row())
             await self._audit(conn, [audit])
 
     async def get_login_request(self, request_id: str) -> LoginRequest | None:
@@ -167,7 +167,7 @@ class LoginRequestStore(SqlBase):
             rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
             if rec is None:
                 return None
-            await conn.execute(insert_into(sessions), asdict(session))
+            await conn.execute(insert_into(sessions), session.to_row())
             entry = audit(rec)
             created = replace(entry, event="session.created") if entry else None
             await self._audit(conn, [entry, created])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
@@ -37,14 +37,14 @@ class SessionStore(SqlBase):
         self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
     ) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(sessions), asdict(session))
+            await conn.execute(insert_into(sessions), session.to_row())
             if refresh is not None:
-                await conn.execute(insert_into(refresh_tokens), asdict(refresh))
+                await conn.execute(insert_into(refresh_tokens), refresh.to_row())
             await self._audit(conn, [audit])
 
     async def insert_refresh_token(self, refresh: RefreshToken) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(refresh_tokens), asdict(refresh))
+            await conn.execute(insert_into(refresh_tokens), refresh.to_row())
 
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
         row = await self._first(_BY_TOKEN, {"token": token_hash})
@@ -158,7 +158,7 @@ class SessionStore(SqlBase):
                 )
                 await conn.execute(
                     insert(refresh_tokens).values(
-                        **{**asdict(new_refresh), "session_id": session.id}
+                        **{**new_refresh.to_row(), "session_id": session.id}
                     )
                 )
                 updated = await self._update(
