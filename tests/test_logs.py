@@ -255,6 +255,7 @@ async def test_no_secret_token_handle_or_code_reaches_any_log_line(
     text += "\n".join(str(r.args) + repr(r.__dict__) for r in capture.records)
     assert len(capture.lines) > 40, "the capture saw the flow"
     assert '"qrlogin.access"' in text
+
     def leaked(value: str) -> bool:
         # a 6-digit code also turns up by chance inside longer numbers (millisecond
         # timestamps, floats): for digit codes only a number standing alone counts
@@ -269,3 +270,58 @@ async def test_no_secret_token_handle_or_code_reaches_any_log_line(
         entry = json.loads(line)
         if entry["logger"] == "qrlogin.access":
             assert re.fullmatch(r"[0-9a-f]{16}", entry["request_id"]), entry
+
+
+def test_configured_logging_writes_on_its_own_thread_with_the_request_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``qrlogin serve``'s logging: records go through a queue to a writer thread, keep the
+    request id they were logged under, and nothing queued is lost when the writer stops."""
+    import threading
+
+    from qrlogin import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    uvicorn_saved = [
+        (lg, lg.handlers[:], lg.propagate, lg.disabled)
+        for lg in map(logging.getLogger, ("uvicorn", "uvicorn.error", "uvicorn.access"))
+    ]
+    written: list[tuple[str, str]] = []  # (message, thread that wrote it)
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    try:
+        logs.configure()
+        assert isinstance(root.handlers[0], logging.handlers.QueueHandler)
+        listener = logs._listener
+        assert listener is not None
+        target = listener.handlers[0]
+        original_emit = target.emit
+
+        def spy(record: logging.LogRecord) -> None:
+            written.append((record.getMessage(), threading.current_thread().name))
+            original_emit(record)
+
+        target.emit = spy  # type: ignore[method-assign]
+        token = logs.request_id.set("req-42")
+        try:
+            for i in range(200):
+                access.info("line %d", i)
+        finally:
+            logs.request_id.reset(token)
+        logging.getLogger("qrlogin.test").info("last")
+        # not an access-log line: it and every line queued before it are written by the time
+        # the call returns, as uvicorn's shutdown lines must be (it ends the process by its
+        # signal, so nothing written later would appear)
+        assert [m for m, _ in written] == [f"line {i}" for i in range(200)] + ["last"]
+        access.info("GET / 200")  # queued, written by the thread later
+        logs._stop_writer()  # what atexit runs
+    finally:
+        logs._stop_writer()
+        root.handlers[:], root.level = saved[0], saved[1]
+        for lg, handlers, propagate, disabled in uvicorn_saved:
+            lg.handlers[:], lg.propagate, lg.disabled = handlers, propagate, disabled
+    assert written[-1][0] == "GET / 200"
+    assert threading.main_thread().name not in {t for _, t in written}
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    assert [x["request_id"] for x in lines[:200]] == ["req-42"] * 200
+    assert lines[200]["message"] == "last" and lines[200]["request_id"] == "-"

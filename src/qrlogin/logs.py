@@ -6,15 +6,20 @@ so no secret, token or code ever reaches a log line.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
+import threading
 import time
 from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+ACCESS_LOGGER = "qrlogin.access"  # one line per request
 
 _SECRET_SEGMENTS = re.compile(
     r"^(/q/|/auth/email/|/api/v1/scan/|/api/v1/login-requests/|/api/v1/sessions/|"
@@ -36,7 +41,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id.get(),
+            # set by the handler that queued the record (it is formatted on another thread)
+            "request_id": getattr(record, "request_id", None) or request_id.get(),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
@@ -46,14 +52,63 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _QueueWithContext(logging.handlers.QueueHandler):
+    """Queue the record for the writer thread, with the request id it was logged under.
+    Formatting and the write to stderr of the access log, one line per request, then cost the
+    event loop nothing (they were an eighth of the server's time per request under load,
+    docs/benchmarks.md). Every other record (start, shutdown, warnings, errors) waits until
+    the writer has written it and everything queued before it: uvicorn ends the process with
+    the signal that stopped it, so no ``atexit`` would run to write them later."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.request_id = request_id.get()
+        return record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if _listener is not None and (
+            record.name != ACCESS_LOGGER or record.levelno >= logging.WARNING
+        ):
+            written = threading.Event()
+            self.queue.put_nowait(written)
+            written.wait(2.0)
+
+
+class _Writer(logging.handlers.QueueListener):
+    def dequeue(self, block: bool) -> Any:
+        while True:
+            item = super().dequeue(block)
+            if not isinstance(item, threading.Event):
+                return item
+            item.set()  # everything before it is written
+
+
 def configure(level: str = "INFO") -> None:
-    """JSON lines on stderr for qrlogin and uvicorn; uvicorn's own access log (raw paths) off."""
+    """JSON lines on stderr for qrlogin and uvicorn, written by a thread of their own;
+    uvicorn's own access log (raw paths) off."""
+    global _listener
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    _stop_writer()
+    _listener = _Writer(records, handler)
+    _listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_QueueWithContext(records)]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+@atexit.register
+def _stop_writer() -> None:
+    """Write what is queued, then end the writer thread (at exit, so no line is lost)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None

@@ -9,9 +9,9 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qrlogin.logs import redact_path, request_id
+from qrlogin.logs import ACCESS_LOGGER, redact_path, request_id
 
-access_log = logging.getLogger("qrlogin.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def request_id_of(scope: Scope) -> str:
