@@ -47,7 +47,6 @@ def test_expired_is_never_a_target_nor_a_source() -> None:
 @pytest.mark.parametrize(
     ("action", "sources", "target"),
     [
-        (Action.ROTATE, {P}, P),
         (Action.SCAN, {P}, S),
         (Action.APPROVE, {S}, A),
         (Action.DENY, {P, S}, D),

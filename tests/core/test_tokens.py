@@ -8,15 +8,19 @@ import re
 
 from qrlogin.core.tokens import (
     BASE20_ALPHABET,
+    HANDLE_LEN,
+    HANDLE_TAG_LEN,
     code_hmac,
     constant_time_equal,
     derive_handle,
+    handle_tag,
     new_base20,
     new_digits,
     new_id,
     new_secret,
     normalize_code,
     sha256_hex,
+    tag_of,
 )
 
 URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -30,7 +34,27 @@ def b64_bytes(token: str) -> bytes:
 def test_handles_are_at_least_128_bits_and_url_safe() -> None:
     handle = derive_handle(KEY, "lr_abc", 0)
     assert URLSAFE.match(handle)
-    assert len(b64_bytes(handle)) * 8 >= 128
+    assert len(handle) == HANDLE_LEN
+    # the part that rotates alone is 128 bits; the fixed tag adds 64
+    assert len(b64_bytes(handle[HANDLE_TAG_LEN:])) * 8 == 128
+    assert len(b64_bytes(handle[:HANDLE_TAG_LEN])) * 8 == 64
+
+
+def test_a_handle_keeps_its_tag_across_slots_and_rotates_the_rest() -> None:
+    handles = [derive_handle(KEY, "lr_abc", slot) for slot in range(20)]
+    assert {h[:HANDLE_TAG_LEN] for h in handles} == {handle_tag(KEY, "lr_abc")}
+    assert len({h[HANDLE_TAG_LEN:] for h in handles}) == 20
+    assert handle_tag(KEY, "lr_abc") != handle_tag(KEY, "lr_abd")
+    assert handle_tag(KEY, "lr_abc") != handle_tag(b"other key", "lr_abc")
+
+
+def test_tag_of_accepts_only_what_can_be_a_handle() -> None:
+    handle = derive_handle(KEY, "lr_abc", 4)
+    assert tag_of(handle) == handle_tag(KEY, "lr_abc")
+    assert tag_of(handle[:-1]) is None
+    assert tag_of(handle + "x") is None
+    assert tag_of("é" * HANDLE_LEN) is None
+    assert tag_of("") is None
 
 
 def test_secrets_are_256_bits_url_safe_and_fresh_each_time() -> None:

@@ -61,12 +61,10 @@ class Model:
 
     created: Created
     expires_at: float
-    handle_expires_at: float
+    created_at: float
     status: Status = Status.PENDING
     reason: str | None = None
-    seq: int = 0
-    prev_seq: int | None = None
-    prev_until: float | None = None
+    last_slot: int = 0  # the slot the requester last saw (to count rotations)
     approver: str | None = None  # "A" or "B" once scanned
     scanned_seq: int | None = None
     approved: bool = False
@@ -80,11 +78,26 @@ class Model:
     def effective(self, now: float) -> Status:
         return Status.EXPIRED if self.status in LIVE and now >= self.expires_at else self.status
 
+    def slot(self, now: float) -> int:
+        return int((now - self.created_at) // ROTATION)
+
+    def seq_at(self, now: float) -> int:
+        """The slot of the handle the request has now: the clock's while it waits for a
+        scan, then the scanned one for good (0 if it ended unscanned)."""
+        if self.status is Status.PENDING:
+            return self.slot(now)
+        return self.scanned_seq if self.scanned_seq is not None else 0
+
     def resolves(self, seq: int, now: float) -> bool:
-        """Whether handle number ``seq`` still finds this request."""
-        if seq == self.seq:  # nobody may have rotated it: it dies at its due time + grace
-            return self.status is not Status.PENDING or self.handle_expires_at + GRACE > now
-        return seq == self.prev_seq and self.prev_until is not None and self.prev_until > now
+        """Whether the handle of slot ``seq`` still finds this request: while pending, the
+        current slot's, and the previous one's for the grace after the rotation (whether or
+        not anyone asked for the new QR); once scanned, only the scanned one."""
+        if self.status is not Status.PENDING:
+            return seq == self.seq_at(now)
+        slot = self.slot(now)
+        return seq == slot or (
+            seq == slot - 1 >= 0 and now < self.created_at + slot * ROTATION + GRACE
+        )
 
 
 class HandshakeMachine(RuleBasedStateMachine):
@@ -147,14 +160,12 @@ class HandshakeMachine(RuleBasedStateMachine):
         return derive_handle(self.world.services.key, m.id, seq)
 
     def requester_read(self, m: Model) -> Any:
-        """The requester's status call: authenticates, and rotates the handle when due."""
+        """The requester's status call: authenticates; a rotation on the way writes nothing."""
         rec = self.run(self.lr.for_requester(m.id, m.created.secret))
-        if m.effective(self.now) is Status.PENDING and self.now >= m.handle_expires_at:
-            m.prev_seq, m.seq = m.seq, m.seq + 1
-            m.prev_until = self.now + GRACE
-            m.handle_expires_at = self.now + ROTATION
+        if m.effective(self.now) is Status.PENDING and m.slot(self.now) != m.last_slot:
+            m.last_slot = m.slot(self.now)
             event("rotated")
-        assert rec.handle_seq == m.seq
+        assert rec.handle_seq == (m.scanned_seq if m.scanned_seq is not None else 0)
         return rec
 
     # -- the requester ---------------------------------------------------------------------------
@@ -167,7 +178,8 @@ class HandshakeMachine(RuleBasedStateMachine):
     def create(self) -> str:
         created = self.run(self.lr.create(DESKTOP))
         now = self.now
-        m = Model(created, expires_at=now + LIFETIME, handle_expires_at=now + ROTATION)
+        assert created.request.created_at == now
+        m = Model(created, expires_at=now + LIFETIME, created_at=now)
         self.models[m.id] = m
         return m.id
 
@@ -179,7 +191,7 @@ class HandshakeMachine(RuleBasedStateMachine):
         status = m.effective(self.now)
         assert view["status"] == status.value
         if status is Status.PENDING:
-            assert view["qr_url"].endswith("/q/" + self.handle(m, m.seq))
+            assert view["qr_url"].endswith("/q/" + self.handle(m, m.seq_at(self.now)))
         else:
             assert view["qr_url"] is None
         assert view["confirm_code_required"] is (status is Status.APPROVED and m.code_required)
@@ -262,7 +274,8 @@ class HandshakeMachine(RuleBasedStateMachine):
     )
     def scan(self, request_id: str, who: str, which: str) -> None:
         m = self.models[request_id]
-        seq = {"current": m.seq, "previous": m.seq - 1, "first": 0}[which]
+        current = m.seq_at(self.now)
+        seq = {"current": current, "previous": current - 1, "first": 0}[which]
         handle = self.handle(m, seq) if seq >= 0 else self.handle(m, 10_000)
         got = self.outcome(self.lr.scan(handle, self.people[who].approver))
         now, status = self.now, m.effective(self.now)
@@ -270,7 +283,6 @@ class HandshakeMachine(RuleBasedStateMachine):
             assert not isinstance(got, QrLoginError), got
             assert got.status is Status.SCANNED
             m.status, m.approver, m.scanned_seq = Status.SCANNED, who, seq
-            m.prev_until = m.expires_at  # the scanned handle now lives as long as the request
             event(f"scanned with {which} handle")
         elif m.approver == who and not status.terminal and seq != m.scanned_seq:
             # the bound approver with another of the request's handles: either reply is fine
@@ -285,12 +297,14 @@ class HandshakeMachine(RuleBasedStateMachine):
     @rule(request_id=requests, who=st.sampled_from(sorted(PEOPLE)))
     def scan_unknown_handle(self, request_id: str, who: str) -> None:
         m = self.models[request_id]
-        handle = derive_handle(b"not the server key", m.id, m.seq)
+        handle = derive_handle(b"not the server key", m.id, m.seq_at(self.now))
         got = self.outcome(self.lr.scan(handle, self.people[who].approver))
         assert isinstance(got, InvalidHandle), got
 
     def decide(self, m: Model, who: str, approve: bool) -> Any:
-        seq = m.scanned_seq if m.approver == who and m.scanned_seq is not None else m.seq
+        seq = (
+            m.scanned_seq if m.approver == who and m.scanned_seq is not None else m.seq_at(self.now)
+        )
         approver = self.people[who].approver
         action = self.lr.approve if approve else self.lr.deny
         got = self.outcome(action(self.handle(m, seq), approver))

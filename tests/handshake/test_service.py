@@ -21,7 +21,7 @@ from qrlogin.core.errors import (
     QrLoginError,
 )
 from qrlogin.core.machine import Status
-from qrlogin.core.tokens import derive_handle, sha256_hex
+from qrlogin.core.tokens import HANDLE_TAG_LEN, derive_handle, handle_tag, sha256_hex
 from qrlogin.handshake.service import Created
 from qrlogin.sessions.service import Device
 
@@ -75,8 +75,10 @@ async def test_created_request_is_pending_and_stores_only_the_hash_of_its_secret
     assert row.secret_hash == sha256_hex(created.secret)
     assert created.secret not in json.dumps(row.__dict__)
     handle = world.lr.handle(row)
-    assert row.handle_hash == sha256_hex(handle)
+    # the row holds the hash of the handle's fixed tag only: not the handle, not the tag
+    assert row.handle_hash == sha256_hex(handle_tag(world.services.key, row.id))
     assert handle not in json.dumps(row.__dict__)
+    assert handle[:HANDLE_TAG_LEN] not in json.dumps(row.__dict__)
     assert row.expires_at - row.created_at == 300
 
 
@@ -115,9 +117,34 @@ async def test_handle_rotates_after_30_seconds_and_gives_a_new_qr_url(world: Wor
     assert second["qr_url"] != first["qr_url"]
     assert second["status"] == "pending"
     assert second["qr_expires_at"] == world.clock.now() + 30
+    assert second["version"] == first["version"]
     row = await world.row(created.request.id)
-    assert row.handle_seq == 1
-    assert row.handle_hash == sha256_hex(handle_of(str(second["qr_url"])))
+    assert row == created.request  # rotating wrote nothing
+    assert handle_of(str(second["qr_url"])) == derive_handle(world.services.key, row.id, 1)
+
+
+async def test_rotation_writes_nothing_however_long_the_request_waits(world: World) -> None:
+    created = await world.lr.create(DESKTOP)
+    urls = set()
+    for _ in range(9):
+        urls.add((await poll(world, created))["qr_url"])
+        world.clock.advance(30)
+    assert len(urls) == 9
+    assert await world.row(created.request.id) == created.request
+
+
+async def test_a_handle_with_the_right_tag_but_a_forged_or_future_part_is_refused(
+    world: World, alice: SignedIn
+) -> None:
+    created = await world.lr.create(DESKTOP)
+    key, rid = world.services.key, created.request.id
+    current = derive_handle(key, rid, 0)
+    forged = current[:HANDLE_TAG_LEN] + derive_handle(key, "lr_other", 0)[HANDLE_TAG_LEN:]
+    for handle in (forged, derive_handle(key, rid, 1), derive_handle(key, rid, 7), current[:-1]):
+        with pytest.raises(InvalidHandle):
+            await world.lr.scan(handle, alice.approver)
+    assert (await world.row(rid)).status == Status.PENDING.value
+    assert (await world.lr.scan(current, alice.approver)).status is Status.SCANNED
 
 
 async def test_previous_handle_still_scans_within_the_10_second_grace(
@@ -153,6 +180,7 @@ async def test_handle_scanned_in_the_grace_stays_valid_for_its_approver_until_ap
 ) -> None:
     created = await world.lr.create(DESKTOP)
     old = world.lr.handle(created.request)
+    assert old == derive_handle(world.services.key, created.request.id, 0)
     world.clock.advance(30)
     await poll(world, created)
     world.clock.advance(5)
@@ -167,12 +195,13 @@ async def test_a_handle_nobody_rotated_still_dies_at_its_due_time_plus_the_grace
 ) -> None:
     in_time = await world.lr.create(DESKTOP)
     too_late = await world.lr.create(DESKTOP)
-    world.clock.advance(39.9)  # the requester stopped polling: no rotation was written
-    view = await world.lr.scan(world.lr.handle(in_time.request), alice.approver)
+    key = world.services.key
+    world.clock.advance(39.9)  # the requester stopped polling: nobody fetched a new QR
+    view = await world.lr.scan(derive_handle(key, in_time.request.id, 0), alice.approver)
     assert view.status is Status.SCANNED
     world.clock.advance(0.1)
     with pytest.raises(InvalidHandle):
-        await world.lr.scan(world.lr.handle(too_late.request), alice.approver)
+        await world.lr.scan(derive_handle(key, too_late.request.id, 0), alice.approver)
     assert (await world.row(too_late.request.id)).status == Status.PENDING.value
 
 
@@ -196,13 +225,15 @@ async def test_unknown_expired_and_rotated_out_handles_get_the_same_reply(
     world.clock.advance(300)
     with pytest.raises(InvalidHandle) as expired:
         await world.lr.scan(world.lr.handle(expiring.request), alice.approver)
+    with pytest.raises(InvalidHandle):
+        await world.lr.scan(derive_handle(key, expiring.request.id, 0), alice.approver)
 
     rotated = await world.lr.create(DESKTOP)
     world.clock.advance(30)
     await poll(world, rotated)
     world.clock.advance(10)
     with pytest.raises(InvalidHandle) as rotated_out:
-        await world.lr.scan(world.lr.handle(rotated.request), alice.approver)
+        await world.lr.scan(derive_handle(key, rotated.request.id, 0), alice.approver)
 
     replies = {json.dumps(e.value.to_dict()) for e in (unknown, expired, rotated_out)}
     assert len(replies) == 1

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from qrlogin.core.machine import Status
+from qrlogin.core.tokens import derive_handle
 from qrlogin.handshake.watch import Watch, changes
 from qrlogin.store.records import LoginRequest
 
@@ -97,16 +98,18 @@ async def test_changes_reports_expiry_without_any_write_and_ends(world: World) -
     assert (await world.row(created.request.id)).status == Status.PENDING.value  # no sweep ran
 
 
-async def test_changes_rotates_a_due_handle_and_yields_it(world: World) -> None:
+async def test_changes_yields_the_request_when_its_handle_rotates(world: World) -> None:
     created = await world.lr.create(DESKTOP)
     stream = changes(world.lr, created.request, heartbeat=0.05)
     try:
         world.clock.advance(30)
         rec = await asyncio.wait_for(anext(stream), WAIT)
         assert rec is not None
-        assert rec.handle_seq == 1
+        assert rec.version == created.request.version  # nothing was written to rotate it
         assert rec.status == Status.PENDING.value
-        assert world.lr.qr_url(rec) != world.lr.qr_url(created.request)
+        key = world.services.key
+        assert world.lr.qr_url(rec).endswith("/q/" + derive_handle(key, rec.id, 1))
+        assert not world.lr.qr_url(rec).endswith("/q/" + derive_handle(key, rec.id, 0))
     finally:
         await stream.aclose()
 

@@ -19,6 +19,7 @@ from web_support import (
     link_token_in,
 )
 
+from qrlogin.core.tokens import HANDLE_LEN, HANDLE_TAG_LEN
 from qrlogin.store.tables import email_logins, login_requests, sessions, users
 
 UNKNOWN_ID = "lr_AAAAAAAAAAAAAAAAAAAAAA"
@@ -40,7 +41,10 @@ async def test_1_handles_secrets_and_ids_are_server_chosen_and_unguessable(site:
     created = [(await site.new_requester("api")).created for _ in range(25)]
 
     for c in created:
-        assert b64_bytes(handle_of(c["qr_url"])) >= 16  # >= 128-bit handles
+        handle = handle_of(c["qr_url"])
+        # a fixed 64-bit tag, then >= 128 bits that rotate
+        assert b64_bytes(handle[HANDLE_TAG_LEN:]) >= 16
+        assert len(handle) == HANDLE_LEN
         assert b64_bytes(c["secret"]) >= 32  # 256-bit secrets
         assert b64_bytes(c["id"].removeprefix("lr_")) >= 16
     for name in ("id", "secret", "qr_url", "user_code"):

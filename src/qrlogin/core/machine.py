@@ -36,7 +36,6 @@ LIVE = frozenset(Status) - TERMINAL
 
 
 class Action(enum.StrEnum):
-    ROTATE = "rotate"  # new handle for the QR; only while nobody scanned it
     SCAN = "scan"
     APPROVE = "approve"
     DENY = "deny"
@@ -52,7 +51,6 @@ class Transition:
 
 
 TRANSITIONS: dict[Action, Transition] = {
-    Action.ROTATE: Transition(frozenset({Status.PENDING}), Status.PENDING),
     Action.SCAN: Transition(frozenset({Status.PENDING}), Status.SCANNED),
     Action.APPROVE: Transition(frozenset({Status.SCANNED}), Status.APPROVED),
     Action.DENY: Transition(frozenset({Status.PENDING, Status.SCANNED}), Status.DENIED),

@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import secrets
 
-HANDLE_BYTES = 16  # 128-bit handles
+HANDLE_BYTES = 16  # the rotating, 128-bit part of a handle
+HANDLE_TAG_BYTES = 8  # the fixed part: finds the request in the database
 SECRET_BYTES = 32  # 256-bit secrets and session tokens
 
 
@@ -30,14 +31,38 @@ def sha256_hex(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def derive_handle(key: bytes, request_id: str, seq: int) -> str:
-    """The handle for rotation ``seq`` of a request.
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    Derived rather than stored so any instance can show the current QR while the database
-    keeps only the handle's hash: a database dump without the key yields no handle.
+
+HANDLE_TAG_LEN = len(_b64(bytes(HANDLE_TAG_BYTES)))  # 11 characters
+HANDLE_LEN = HANDLE_TAG_LEN + len(_b64(bytes(HANDLE_BYTES)))  # 33 characters
+
+
+def handle_tag(key: bytes, request_id: str) -> str:
+    """The part of every handle of a request that does not rotate: what the database finds
+    the request by (it stores the tag's SHA-256). Useless without the rotating part."""
+    mac = hmac.new(key, f"handle-tag\x00{request_id}".encode(), hashlib.sha256).digest()
+    return _b64(mac[:HANDLE_TAG_BYTES])
+
+
+def derive_handle(key: bytes, request_id: str, slot: int) -> str:
+    """The handle for rotation ``slot`` of a request: its tag, then 128 bits of
+    HMAC(key, request id ‖ slot) that change every slot.
+
+    Derived rather than stored so any instance can show the current QR, and rotating it
+    costs no write; the database keeps only the tag's hash, so a dump without the key yields
+    no handle, and a handle from an earlier slot fails the HMAC check.
     """
-    mac = hmac.new(key, f"handle\x00{request_id}\x00{seq}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac[:HANDLE_BYTES]).rstrip(b"=").decode()
+    mac = hmac.new(key, f"handle\x00{request_id}\x00{slot}".encode(), hashlib.sha256).digest()
+    return handle_tag(key, request_id) + _b64(mac[:HANDLE_BYTES])
+
+
+def tag_of(handle: str) -> str | None:
+    """The tag part of something offered as a handle, or ``None`` if it cannot be one."""
+    if len(handle) != HANDLE_LEN or not handle.isascii():
+        return None
+    return handle[:HANDLE_TAG_LEN]
 
 
 def new_digits(length: int) -> str:

@@ -13,7 +13,10 @@ from qrlogin.core.machine import Action, Status
 from qrlogin.core.network import same_network
 from qrlogin.core.tokens import (
     code_hmac,
+    constant_time_equal,
+    derive_handle,
     sha256_hex,
+    tag_of,
 )
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.base import ApproverView, LoginRequestsBase
@@ -24,13 +27,16 @@ from qrlogin.store.records import LoginRequest
 class ApproverFlows(LoginRequestsBase):
     # -- approver --------------------------------------------------------------------------
 
-    async def _by_handle(self, handle: str) -> LoginRequest:
-        rec = await self.store.login_request_by_handle(
-            sha256_hex(handle), self.clock.now(), self.policy.handle_grace
-        )
-        if rec is None:
-            raise InvalidHandle()
-        return rec
+    async def _by_handle(self, handle: str) -> tuple[LoginRequest, int]:
+        """The request ``handle`` reaches now, and the rotation slot it belongs to. An
+        unknown, malformed, rotated-out or foreign handle gets one reply."""
+        tag = tag_of(handle)
+        rec = await self.store.login_request_by_handle(sha256_hex(tag)) if tag else None
+        if rec is not None:
+            for slot in self.valid_slots(rec, self.clock.now()):
+                if constant_time_equal(handle, derive_handle(self.key, rec.id, slot)):
+                    return rec, slot
+        raise InvalidHandle()
 
     async def link(self, raw_code: str, approver: Approver) -> ApproverView:
         """The approver typed a requester's user code (RFC 8628 §3.3): claim that request as a
@@ -74,12 +80,15 @@ class ApproverFlows(LoginRequestsBase):
     async def scan(self, handle: str, approver: Approver, *, via: str = "qr") -> ApproverView:
         """Mark the request scanned by this approver's session. Idempotent for that session;
         anyone else gets the same reply as an unknown handle. Never approves (requirement 4)."""
-        rec = await self._by_handle(handle)
-        return await self.claim(rec, approver, via=via, scanned_hash=sha256_hex(handle))
+        rec, slot = await self._by_handle(handle)
+        return await self.claim(rec, approver, via=via, slot=slot)
 
     async def claim(
-        self, rec: LoginRequest, approver: Approver, *, via: str, scanned_hash: str | None = None
+        self, rec: LoginRequest, approver: Approver, *, via: str, slot: int | None = None
     ) -> ApproverView:
+        """Bind the request to this approver's session. Its handle stops rotating at the slot
+        it was claimed in (the scanned one, which may be the previous slot within the
+        grace), so the approver's next calls keep reaching it."""
         now = self.clock.now()
         if rec.status_at(now) is Status.PENDING:
             values: dict[str, Any] = {
@@ -90,10 +99,7 @@ class ApproverFlows(LoginRequestsBase):
                 # the kind of device only (e.g. "Chrome on Android"), never who is behind it
                 "approver_device": " on ".join(describe(approver.user_agent))[:100],
             }
-            if scanned_hash is not None and scanned_hash == rec.prev_handle_hash:
-                # scanned in the previous handle's grace: that handle now stays valid for the
-                # bound approver until the request ends (the current one always does)
-                values["prev_handle_until"] = rec.expires_at
+            values["handle_seq"] = self.slot_at(rec, now) if slot is None else slot
             new = await self.store.transition(
                 rec.id,
                 Action.SCAN,
@@ -110,7 +116,7 @@ class ApproverFlows(LoginRequestsBase):
         raise InvalidHandle()
 
     async def _decide(self, handle: str, approver: Approver, action: Action) -> ApproverView:
-        rec = await self._by_handle(handle)
+        rec, _ = await self._by_handle(handle)
         if not self._claimed_by(rec, approver):
             raise InvalidHandle()
         now = self.clock.now()

@@ -72,8 +72,35 @@ class LoginRequestsBase:
 
     # -- derived values --------------------------------------------------------------------
 
+    def slot_at(self, rec: LoginRequest, now: float) -> int:
+        """Which 30 s rotation slot of the request ``now`` falls in (slot 0 starts when it is
+        created): the QR shows that slot's handle."""
+        return max(0, int((now - rec.created_at) // self.policy.handle_rotation))
+
+    def slot_ends_at(self, rec: LoginRequest, slot: int) -> float:
+        return rec.created_at + (slot + 1) * self.policy.handle_rotation
+
+    def current_slot(self, rec: LoginRequest) -> int:
+        """The slot whose handle is the request's handle now: while it waits for a scan, the
+        clock's; once claimed, the one it was claimed in (``handle_seq``), for good."""
+        if rec.status == Status.PENDING.value:
+            return self.slot_at(rec, self.clock.now())
+        return rec.handle_seq
+
+    def valid_slots(self, rec: LoginRequest, now: float) -> list[int]:
+        """The slots whose handle reaches the request at ``now``: while pending, the current
+        one and, for the grace after a rotation, the one before (a scan in flight still
+        lands); once claimed, only the claimed one."""
+        if rec.status != Status.PENDING.value:
+            return [rec.handle_seq]
+        slot = self.slot_at(rec, now)
+        slots = [slot]
+        if slot > 0 and now < self.slot_ends_at(rec, slot - 1) + self.policy.handle_grace:
+            slots.append(slot - 1)
+        return slots
+
     def handle(self, rec: LoginRequest) -> str:
-        return derive_handle(self.key, rec.id, rec.handle_seq)
+        return derive_handle(self.key, rec.id, self.current_slot(rec))
 
     def qr_url(self, rec: LoginRequest) -> str:
         return f"{self.public_url}/q/{self.handle(rec)}"

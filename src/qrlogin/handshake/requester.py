@@ -16,7 +16,7 @@ from qrlogin.core.machine import Action, Status
 from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
-    derive_handle,
+    handle_tag,
     new_id,
     new_secret,
     normalize_code,
@@ -63,8 +63,7 @@ class RequesterFlows(LoginRequestsBase):
             created_at=now,
             expires_at=now + self.policy.request_lifetime,
             handle_seq=0,
-            handle_hash=sha256_hex(derive_handle(self.key, request_id, 0)),
-            handle_expires_at=now + self.policy.handle_rotation,
+            handle_hash=sha256_hex(handle_tag(self.key, request_id)),
             device_name=device.name[:100],
             user_agent=device.user_agent[:500],
             ip=device.ip[:64],
@@ -82,40 +81,16 @@ class RequesterFlows(LoginRequestsBase):
         rec = await self.store.get_login_request(request_id) if secret else None
         if rec is None or not constant_time_equal(rec.secret_hash, sha256_hex(secret or "")):
             raise InvalidSecret()
-        return await self.rotate_if_due(rec)
-
-    async def rotate_if_due(self, rec: LoginRequest) -> LoginRequest:
-        """Give the QR a new handle when the current one is due; the old one stays valid for a
-        short grace so a scan in flight still lands."""
-        now = self.clock.now()
-        if rec.status_at(now) is not Status.PENDING or now < rec.handle_expires_at:
-            return rec
-        seq = rec.handle_seq + 1
-        new = await self.store.transition(
-            rec.id,
-            Action.ROTATE,
-            now,
-            values={
-                "handle_seq": seq,
-                "handle_hash": sha256_hex(derive_handle(self.key, rec.id, seq)),
-                "handle_expires_at": now + self.policy.handle_rotation,
-                "prev_handle_hash": rec.handle_hash,
-                "prev_handle_until": now + self.policy.handle_grace,
-            },
-            expect={"handle_seq": rec.handle_seq},
-        )
-        if new is None:  # another reader rotated it, or it changed state: take what is there
-            return await self.store.get_login_request(rec.id) or rec
-        await self._publish(new)
-        return new
+        return rec
 
     def next_deadline(self, rec: LoginRequest) -> float:
         """When this request changes by itself (rotation or expiry) if nobody acts."""
         status = rec.status_at(self.clock.now())
         if status.terminal:
             return float("inf")
-        if status is Status.PENDING:
-            return min(rec.handle_expires_at, rec.expires_at)
+        if status is Status.PENDING:  # the QR's next handle
+            now = self.clock.now()
+            return min(self.slot_ends_at(rec, self.slot_at(rec, now)), rec.expires_at)
         return rec.expires_at
 
     def requester_view(self, rec: LoginRequest) -> dict[str, Any]:
@@ -137,7 +112,8 @@ class RequesterFlows(LoginRequestsBase):
         }
         if status is Status.PENDING:
             view["qr_url"] = self.qr_url(rec)
-            view["qr_expires_at"] = rec.handle_expires_at
+            slot_end = self.slot_ends_at(rec, self.slot_at(rec, now))
+            view["qr_expires_at"] = min(slot_end, rec.expires_at)
             view["user_code"] = codes.display_user_code(self.user_code(rec))
         if status in (Status.SCANNED, Status.APPROVED):
             view["approver_device"] = rec.approver_device or "your other device"

@@ -13,9 +13,10 @@ from qrlogin.handshake.service import LoginRequests
 from qrlogin.store.records import LoginRequest
 
 
-def fingerprint(svc: LoginRequests, rec: LoginRequest) -> tuple[int, str]:
-    # expiry changes the state without a write, so the effective status is part of it
-    return rec.version, rec.status_at(svc.clock.now()).value
+def fingerprint(svc: LoginRequests, rec: LoginRequest) -> tuple[int, str, int]:
+    # expiry changes the state and rotation the QR's handle without a write, so the effective
+    # status and the handle's slot are part of it
+    return rec.version, rec.status_at(svc.clock.now()).value, svc.current_slot(rec)
 
 
 class Watch:
@@ -75,7 +76,7 @@ class Watch:
         raise StopAsyncIteration
 
     async def _reread(self) -> LoginRequest | None:
-        """The request if it changed since last seen (rotating a due handle first), else
+        """The request if it changed since last seen (a new handle counts), else
         ``None``; closes the watch when the row is gone or the change is final. Its own
         coroutine so that no record outlives it while the watch waits again."""
         svc = self._svc
@@ -83,7 +84,7 @@ class Watch:
         if latest is None:
             self.close()
             return None
-        rec = await svc.rotate_if_due(latest)
+        rec = latest
         self._deadline = svc.next_deadline(rec)
         current = fingerprint(svc, rec)
         if current == self._seen:
@@ -101,13 +102,19 @@ class Watch:
             self._sub = None
 
 
-async def changes(
+def changes(
     svc: LoginRequests, rec: LoginRequest, *, heartbeat: float, until: float | None = None
 ) -> AsyncIterator[LoginRequest | None]:
-    """A ``Watch`` that lets its subscription go however the caller stops (a ``break`` too)."""
+    """A ``Watch`` that lets its subscription go however the caller stops (a ``break`` too).
+    The watch starts now, not at the first ``anext``: what changes after the caller read
+    ``rec`` (a handle rotating in between, say) is a change."""
     watch = Watch(svc, rec, heartbeat=heartbeat, until=until)
-    try:
-        async for changed in watch:
-            yield changed
-    finally:
-        watch.close()
+
+    async def run() -> AsyncIterator[LoginRequest | None]:
+        try:
+            async for changed in watch:
+                yield changed
+        finally:
+            watch.close()
+
+    return run()

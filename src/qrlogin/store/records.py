@@ -51,13 +51,10 @@ class LoginRequest(_Record):
     expires_at: float
     handle_seq: int
     handle_hash: str
-    handle_expires_at: float
     device_name: str
     user_agent: str
     ip: str
     reason: str | None = None
-    prev_handle_hash: str | None = None
-    prev_handle_until: float | None = None
     user_code_hmac: str | None = None
     user_code_seq: int = 0
     confirm_code_hmac: str | None = None

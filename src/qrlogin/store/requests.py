@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, select, update
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
 from qrlogin.store.base import SqlBase, insert_into
@@ -22,18 +22,7 @@ AuditFor = Callable[[LoginRequest], AuditEntry | None]
 
 # the reads behind every requester and approver call, built once (see ``SqlBase._first``)
 _BY_ID = select(login_requests).where(_LR.id == bindparam("id"))
-_BY_HANDLE = select(login_requests).where(
-    or_(
-        and_(
-            _LR.handle_hash == bindparam("handle"),
-            or_(
-                _LR.status != Status.PENDING.value,
-                _LR.handle_expires_at + bindparam("grace") > bindparam("now"),
-            ),
-        ),
-        and_(_LR.prev_handle_hash == bindparam("handle"), _LR.prev_handle_until > bindparam("now")),
-    )
-)
+_BY_HANDLE = select(login_requests).where(_LR.handle_hash == bindparam("tag"))
 _BY_USER_CODE = select(login_requests).where(
     _LR.user_code_hmac == bindparam("code"),
     _LR.expires_at > bindparam("now"),
@@ -77,13 +66,10 @@ class LoginRequestStore(SqlBase):
         row = await self._first(_BY_ID, {"id": request_id})
         return LoginRequest.from_mapping(row) if row else None
 
-    async def login_request_by_handle(
-        self, handle_hash: str, now: float, grace: float
-    ) -> LoginRequest | None:
-        """The request whose current handle, or previous handle within its grace, matches.
-        Rotation happens when the requester reads, so a current handle nobody rotated still
-        dies at its due time plus the grace while the request waits for a scan."""
-        row = await self._first(_BY_HANDLE, {"handle": handle_hash, "now": now, "grace": grace})
+    async def login_request_by_handle(self, tag_hash: str) -> LoginRequest | None:
+        """The request whose handles carry this tag (``handle_hash`` holds the tag's hash);
+        the caller checks the rotating part (``ApproverFlows._by_handle``)."""
+        row = await self._first(_BY_HANDLE, {"tag": tag_hash})
         return LoginRequest.from_mapping(row) if row else None
 
     async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:

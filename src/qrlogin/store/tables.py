@@ -34,11 +34,10 @@ login_requests = Table(
     Column("reason", String(40), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    # the rotation slot the handle froze at when the request was claimed (0 before)
     Column("handle_seq", Integer, nullable=False),
+    # SHA-256 of the handle's fixed tag (core/tokens.py handle_tag); the rest is derived
     Column("handle_hash", String(HASH), nullable=False, unique=True),
-    Column("handle_expires_at", Float, nullable=False),
-    Column("prev_handle_hash", String(HASH), nullable=True),
-    Column("prev_handle_until", Float, nullable=True),
     Column("device_name", String(100), nullable=False),
     Column("user_agent", String(500), nullable=False),
     Column("ip", String(64), nullable=False),
@@ -54,7 +53,6 @@ login_requests = Table(
     Column("approved_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("session_id", String(ID), nullable=True),
-    Index("ix_login_requests_prev_handle_hash", "prev_handle_hash"),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
     Index("ix_login_requests_expires_at", "expires_at"),
     Index("ix_login_requests_ip", "ip"),
