@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sqlite3
 import subprocess
 import time
 from importlib import metadata
@@ -282,8 +283,8 @@ def versions() -> list[tuple[str, str]]:
         ("uvloop / httptools", f"{_dist('uvloop')} / {_dist('httptools')}"),
         ("fastapi / starlette", f"{_dist('fastapi')} / {_dist('starlette')}"),
         (
-            "sqlalchemy / aiosqlite / asyncpg",
-            f"{_dist('sqlalchemy')} / {_dist('aiosqlite')} / {_dist('asyncpg')}",
+            "sqlalchemy / sqlite / asyncpg",
+            f"{_dist('sqlalchemy')} / {sqlite3.sqlite_version} / {_dist('asyncpg')}",
         ),
         ("node", _run(["node", "--version"])),
         ("oidc-provider", oidc),
@@ -400,8 +401,8 @@ def write(run: Run, out: Path, elapsed: float) -> None:
             "Recorded by this run with py-spy (`record --idle --native`, 200 Hz) on the "
             "qrlogin server process: wall-clock samples of every thread, waiting ones "
             "included, so the tables show where time goes, not only CPU. Idle waits are "
-            "`epoll_pwait` (event loop), `_queue_SimpleQueue_get` (aiosqlite and executor "
-            "threads with nothing to do). To read native frames py-spy pauses the process "
+            "`epoll_pwait` (event loop), `_queue_SimpleQueue_get` (the log writer and "
+            "executor threads with nothing to do). To read native frames py-spy pauses the process "
             "while it samples, so rates while profiled are lower than the unprofiled "
             "measurements above, and no measured latency comes from a profiled phase.",
             "",

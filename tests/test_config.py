@@ -18,7 +18,7 @@ def test_defaults_without_any_configuration() -> None:
     assert settings.public_url == "http://127.0.0.1:8000"
     assert settings.rate_limits is True
     assert settings.resolved_database_url == (
-        f"sqlite+aiosqlite:///{(Path('.qrlogin') / 'qrlogin.db').resolve()}"
+        f"sqlite:///{(Path('.qrlogin') / 'qrlogin.db').resolve()}"
     )
 
 
@@ -66,7 +66,7 @@ def test_environment_is_read_from_os_environ_by_default(
     assert s.confirm == "tap"
     assert s.data_dir == tmp_path
     assert s.public_url == "http://127.0.0.1:8000"
-    assert s.resolved_database_url == f"sqlite+aiosqlite:///{(tmp_path / 'qrlogin.db').resolve()}"
+    assert s.resolved_database_url == f"sqlite:///{(tmp_path / 'qrlogin.db').resolve()}"
 
 
 def test_toml_file_then_environment_then_overrides(tmp_path: Path) -> None:

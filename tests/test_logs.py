@@ -21,7 +21,7 @@ CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 BROWSER = {"qrlogin-client": "browser"}
 # Not the server's: the test's own mail server (aiosmtpd logs mail bodies) and the test's HTTP
 # client (httpx logs the URLs it fetches, httpcore the headers it sends). Everything else is
-# kept, the server's SQL at DEBUG (SQLAlchemy, aiosqlite, with parameters) included.
+# kept, the server's SQL at DEBUG (SQLAlchemy, with parameters) included.
 NOT_QRLOGIN = ("mail.log", "httpx", "httpcore")
 
 

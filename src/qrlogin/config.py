@@ -78,7 +78,7 @@ class Settings:
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'qrlogin.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'qrlogin.db').resolve()}"
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
