@@ -13,7 +13,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from qrlogin.store.base import SqlBase
 from qrlogin.store.sqlite import SqliteEngine
@@ -169,3 +181,40 @@ def test_committed_rows_survive_the_process_being_killed(tmp_path: Path) -> None
             await eng.dispose()
 
     assert asyncio.run(check()) == 300
+
+
+async def test_first_row_reads_a_prebuilt_statement_like_sqlalchemy_does(
+    engine: SqliteEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(items), [{"id": i, "name": f"n{i % 3}"} for i in range(10)])
+    stmt = (
+        select(items)
+        .where(items.c.name == bindparam("name"), items.c.id > bindparam("above"))
+        .where(items.c.id != 7)  # a literal: bound once, at compile time
+        .order_by(items.c.id)
+    )
+    for name, above in (("n1", 0), ("n1", 4), ("n2", 5), ("n0", 9), ("zz", 0)):
+        fast = engine.first_row(stmt, {"name": name, "above": above})
+        async with engine.connect() as conn:
+            slow = (await conn.execute(stmt, {"name": name, "above": above})).mappings().first()
+        assert fast == (dict(slow) if slow is not None else None)
+    # n1 rows are 1, 4, 7: above 4 the literal skips 7, so nothing is left
+    assert engine.first_row(stmt, {"name": "n1", "above": 0}) == {"id": 1, "name": "n1"}
+    assert engine.first_row(stmt, {"name": "n1", "above": 4}) is None
+
+
+async def test_first_row_sees_only_committed_rows(engine: SqliteEngine) -> None:
+    stmt = select(items).where(items.c.id == bindparam("id"))
+    async with engine.begin() as conn:
+        await conn.execute(insert(items), {"id": 1, "name": "pending"})
+        assert engine.first_row(stmt, {"id": 1}) is None
+    assert engine.first_row(stmt, {"id": 1}) == {"id": 1, "name": "pending"}
+
+
+def test_first_row_refuses_statements_it_cannot_run_faithfully(engine: SqliteEngine) -> None:
+    with pytest.raises(TypeError):
+        engine.first_row(select(items).where(items.c.id.in_([1, 2])), {})
+    stamped = Table("stamped", MetaData(), Column("id", Integer), Column("at", DateTime))
+    with pytest.raises(TypeError):
+        engine.first_row(select(stamped), {})

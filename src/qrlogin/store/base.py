@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from qrlogin.store.engine import Conn, Engine, writer_of
 from qrlogin.store.records import AuditEntry
+from qrlogin.store.sqlite import SqliteEngine
 from qrlogin.store.tables import audit_events
 
 
@@ -60,11 +61,15 @@ class SqlBase:
             row = (await conn.execute(select(table).where(*where))).mappings().first()
         return row
 
-    async def _first(self, stmt: Select[Any], params: Mapping[str, Any]) -> RowMapping | None:
+    async def _first(
+        self, stmt: Select[Any], params: Mapping[str, Any]
+    ) -> Mapping[Any, Any] | None:
         """The first row of a prebuilt statement (bound parameters by name): for the reads
         every request makes, built once at import rather than per call."""
+        if isinstance(self.engine, SqliteEngine):
+            return self.engine.first_row(stmt, params)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(stmt, dict(params))).mappings().first()
+            row: RowMapping | None = (await conn.execute(stmt, dict(params))).mappings().first()
         return row
 
     @staticmethod

@@ -23,10 +23,21 @@ store uses, so the store's code is the same for SQLite and PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Executable, create_engine, event, make_url
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    Float,
+    Integer,
+    Select,
+    String,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
@@ -94,6 +105,10 @@ class SqliteEngine:
         self._reader_engine = self._writer_engine if in_memory else _sync_engine(url)
         self._writer: Connection | None = None
         self._reader: Connection | None = None
+        # prebuilt statements compiled to SQL: id → (statement, (sql, names, values, columns))
+        self._statements: dict[
+            int, tuple[Select[Any], tuple[str, list[str], dict[str, Any], list[str]]]
+        ] = {}
 
     @property
     def dialect(self) -> Dialect:
@@ -141,6 +156,39 @@ class SqliteEngine:
         with conn.begin():
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield LoopConnection(conn)
+
+    def first_row(self, stmt: Select[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row of a prebuilt ``SELECT`` as a dict, read straight through ``sqlite3``.
+        SQLAlchemy compiles each such statement once (``_compiled``); executing it then skips
+        SQLAlchemy's execution context and result machinery, which cost about 110 µs of the
+        125 µs of a read by primary key. Only for statements whose columns need no type
+        conversion (strings and numbers), which ``_compiled`` checks."""
+        sql, names, fixed, columns = self._compiled(stmt)
+        args = [params[n] if n in params else fixed[n] for n in names]
+        raw = self._reader_conn().connection.dbapi_connection
+        assert raw is not None
+        row = raw.execute(sql, args).fetchone()
+        return None if row is None else dict(zip(columns, row, strict=True))
+
+    def _compiled(self, stmt: Select[Any]) -> tuple[str, list[str], dict[str, Any], list[str]]:
+        hit = self._statements.get(id(stmt))
+        if hit is not None and hit[0] is stmt:
+            return hit[1]
+        compiled = stmt.compile(dialect=self.dialect)
+        for column in stmt.selected_columns:
+            if not isinstance(column.type, String | Integer | Float):
+                raise TypeError(f"{column} needs type conversion: read it through connect()")
+        names = list(compiled.positiontup or [])
+        if "POSTCOMPILE" in compiled.string:
+            raise TypeError("expanding parameters (IN lists) are not supported here")
+        plan = (
+            compiled.string,
+            names,
+            dict(compiled.params),
+            [c.name for c in stmt.selected_columns],
+        )
+        self._statements[id(stmt)] = (stmt, plan)
+        return plan
 
     async def dispose(self) -> None:
         for conn in (self._reader, self._writer):
