@@ -136,13 +136,15 @@ def create_app(
         body = {"error": "http_error", "message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    # probes first: FastAPI matches routes in order, and /healthz is hit often and should be
+    # cheap (it was matched after every page and API route)
+    app.include_router(operations.router)
     app.include_router(api_login_requests.router)
     app.include_router(api_scan.router)
     app.include_router(api_scan.link_router)
     app.include_router(api_auth.router)
     app.include_router(api_sessions.router)
     app.include_router(pages.router)
-    app.include_router(operations.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(SecurityHeaders)
