@@ -438,6 +438,7 @@ Prerequisites beyond the project's own setup: `pip install -e '.[bench]'` in the
 .venv/bin/python -m bench --quick        # under 2 minutes: N = 1,000, 3 s wrk runs
 .venv/bin/python -m bench                # full: N = 1,000 and 10,000, 20 s runs, profiles
 .venv/bin/python -m bench --only create  # one part; see --help (--n, --rate, --no-pg, ...)
+.venv/bin/python -m bench.store_floor    # one commit and one read: plain sqlite3 against the store
 ```
 
 `--quick` also skips the 1 s wrk warm-up before each run, samples CPU over 4 s instead of
