@@ -270,6 +270,14 @@ async def test_a_database_out_of_reach_is_a_503_like_the_routes_and_is_counted(
     assert await open_streams(site) == 0
 
 
+async def until_one_stream_is_open(site: Site) -> None:
+    for _ in range(200):  # at most 2 s
+        if await open_streams(site) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert await open_streams(site) == 1
+
+
 async def test_the_stream_carries_changes_and_counts_itself_open_until_it_ends(
     make_site: Callable[..., Awaitable[Site]],
 ) -> None:
@@ -277,11 +285,7 @@ async def test_the_stream_carries_changes_and_counts_itself_open_until_it_ends(
     requester = await site.new_requester("browser")
     approver = await site.sign_in()
     stream = asyncio.create_task(requester.events())
-    for _ in range(200):
-        if await open_streams(site) == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert await open_streams(site) == 1
+    await until_one_stream_is_open(site)
     await asyncio.sleep(0.5)  # a heartbeat or two
     assert (await approver.scan(requester.handle)).status_code == 200
     await asyncio.sleep(0.1)
@@ -307,11 +311,7 @@ async def test_a_database_lost_mid_stream_ends_the_stream_cleanly_and_is_counted
     store = site.services.store
     before = sample(site, "qrlogin_database_errors_total")
     stream = asyncio.create_task(requester.events())
-    for _ in range(200):
-        if await open_streams(site) == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert await open_streams(site) == 1
+    await until_one_stream_is_open(site)
     dead = make_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone")
     saved = {name: getattr(store, name) for name in ("engine", "writer") if hasattr(store, name)}
     try:
