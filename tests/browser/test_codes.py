@@ -151,7 +151,10 @@ def test_five_wrong_confirm_codes_burn_the_request_and_the_desktop_says_why(
         expect(error).to_contain_text("not right", timeout=WAIT_MS)
         expect(field).to_have_attribute("aria-invalid", "true")
         expect(field).to_be_focused()
-        page.evaluate("() => { document.getElementById('confirm-error').textContent = ''; }")
+        page.evaluate(
+            "() => { document.querySelector('qr-login').shadowRoot"
+            ".getElementById('confirm-error').textContent = ''; }"
+        )
 
     field.fill(f"{(int(code) + 5) % 10**6:06d}")
     field.press("Enter")
