@@ -92,11 +92,21 @@ function ending(state) {
   }
   if (state.reason === "too_many_attempts") {
     return [
-      "Too many wrong codes",
+      "Sign-in blocked",
       "Too many wrong codes — this QR code was blocked to protect you. Get a new code to start again.",
     ];
   }
   return ["Sign-in denied", "The request was denied on your phone."];
+}
+
+// Only web addresses become links: never a javascript: or data: URL, whoever supplied it.
+function webHref(url) {
+  try {
+    const parsed = new URL(url, document.baseURI);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "#";
+  } catch (e) {
+    return "#";
+  }
 }
 
 function plural(n, one, many) {
@@ -322,7 +332,7 @@ export class QrLogin extends HTMLElement {
     box.setAttribute("aria-label", `QR code for ${encoded}`);
     const link = this.#$("qr-link");
     link.textContent = encoded;
-    link.href = encoded;
+    link.href = webHref(encoded);
     this.#shownQrUrl = encoded;
   }
 
@@ -456,7 +466,8 @@ export class QrLogin extends HTMLElement {
         this.#show("waiting", changed && before ? "Waiting for your phone." : undefined);
         if (state.user_code && state.qr_url) {
           const link = this.#$("link-url");
-          link.href = link.textContent = this.#linkUrl(state.qr_url);
+          link.textContent = this.#linkUrl(state.qr_url);
+          link.href = webHref(link.textContent);
           this.#$("user-code").textContent = state.user_code;
           this.#$("user-code-line").hidden = false;
         }
