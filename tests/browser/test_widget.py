@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
+from qrlogin.core.policy import Policy
 from support import (
     AXE_JS,
     LiveServer,
@@ -321,3 +322,29 @@ def test_login_shows_a_loading_state_until_the_code_arrives(
     expect(page.locator("#state-waiting")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#qr svg")).to_be_visible(timeout=WAIT_MS)
     expect(loading).to_be_hidden()
+
+
+def test_the_qr_still_rotates_when_the_event_stream_cannot_connect(
+    live_server: Callable[..., LiveServer], desktop: BrowserContext
+) -> None:
+    server = live_server(
+        app_kwargs={"policy": Policy(request_lifetime=60, handle_rotation=3, handle_grace=1)}
+    )
+    page = desktop.new_page()
+    streams: list[str] = []
+
+    def refuse(route: HeldRequest) -> None:
+        streams.append(route.request.url)
+        route.abort()
+
+    page.route("**/events", refuse)
+    page.goto(f"{server.url}/login")
+    first = read_qr_from_page(page, "#qr", timeout=WAIT_MS / 1000)
+
+    # no event arrives: past the QR's end the widget asks for the state itself
+    expect(page.locator("#qr-link")).not_to_have_text(first, timeout=WAIT_MS)
+    rotated = read_qr_from_page(page, "#qr", timeout=WAIT_MS / 1000)
+    assert rotated != first
+    assert rotated.rsplit("/", 1)[0] == first.rsplit("/", 1)[0]
+    assert streams, "the widget never tried its event stream"
+    expect(page.locator("#state-waiting")).to_be_visible()

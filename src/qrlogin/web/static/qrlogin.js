@@ -124,6 +124,7 @@ export class QrLogin extends HTMLElement {
   #generation = 0;       // bumps per login request, so replies for an old one are dropped
   #ended = false;        // qrlogin:ended / signed-in fired for the current request
   #timer = null;
+  #askedFor = null;      // the qr_expires_at the widget last asked for a fresh state after
   #styled = null;        // resolves once the stylesheet loaded (or failed to)
   #onVisibility = () => {
     if (document.hidden) this.#stop();
@@ -349,9 +350,17 @@ export class QrLogin extends HTMLElement {
   #tick() {
     const current = this.#current;
     if (!current || current.status !== "pending") return;
-    const left = Math.max(0, Math.floor(current.expires_at - (Date.now() / 1000 + this.#skew)));
+    const now = Date.now() / 1000 + this.#skew;
+    const left = Math.max(0, Math.floor(current.expires_at - now));
     const text = `Expires in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
     this.#$("countdown").textContent = text;
+    // the stream brings each new QR as the handle rotates; should it be late (a proxy that
+    // holds events, a stream that cannot connect), ask once rather than show a dead code
+    const due = current.qr_expires_at;
+    if (due && now > due + 2 && this.#askedFor !== due && !document.hidden) {
+      this.#askedFor = due;
+      this.#refresh();
+    }
   }
 
   #submitConfirmCode() {
