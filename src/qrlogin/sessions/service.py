@@ -6,32 +6,24 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidGrant
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import new_id, new_secret, sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.events.port import EventBus, user_channel
-from qrlogin.store.records import AuditEntry, RefreshToken, Session, User
-from qrlogin.store.sessions import RefreshOutcome
-from qrlogin.store.sql import SqlStore
+from qrlogin.identity.device import Device
+from qrlogin.mail import Mail, Mailer
+from qrlogin.store.ports import SessionStore
+from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshToken, Session, User
 
 log = logging.getLogger("qrlogin.sessions")
 
 LINKED_BY_TEXT = {"email": "by email", "qr": "by QR", "user_code": "by code"}
-
-
-@dataclass(frozen=True)
-class Device:
-    """What we know of a device from its request."""
-
-    name: str
-    user_agent: str
-    ip: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ def session_entry(event: str, session: Session, now: float, device: Device | Non
 class SessionService:
     def __init__(
         self,
-        store: SqlStore,
+        store: SessionStore,
         clock: Clock,
         policy: Policy,
         bus: EventBus,
@@ -84,6 +76,9 @@ class SessionService:
         self.site_name = site_name
         self.public_url = public_url
         self._background: set[asyncio.Task[None]] = set()
+        # called with the id of every session revoked, once its revocation is written: the
+        # handshake ends the login requests that session approved (DESIGN.md requirement 11)
+        self.on_revoked: Callable[[str], Awaitable[object]] | None = None
 
     # -- issuing ---------------------------------------------------------------------------
 
@@ -118,18 +113,21 @@ class SessionService:
         )
         return token, session
 
-    async def add_refresh_token(self, issued: IssuedSession) -> IssuedSession:
-        """Give an API client's new session its first refresh token."""
-        token = new_secret()
-        await self.store.insert_refresh_token(
-            RefreshToken(
+    async def store_new(self, issued: IssuedSession, audit: AuditEntry | None) -> IssuedSession:
+        """Write a new session (and, for an API client, its first refresh token) in one
+        transaction; the session as issued, with that refresh token."""
+        refresh = None
+        if issued.session.access_expires_at is not None:  # an API client's session
+            token = new_secret()
+            refresh = RefreshToken(
                 token_hash=sha256_hex(token),
                 session_id=issued.session.id,
                 created_at=self.clock.now(),
                 expires_at=issued.session.expires_at,
             )
-        )
-        return IssuedSession(issued.token, issued.session, issued.user, token)
+            issued = IssuedSession(issued.token, issued.session, issued.user, token)
+        await self.store.insert_session(issued.session, audit, refresh)
+        return issued
 
     def _derive(self, purpose: str, refresh_token: str) -> str:
         # The next tokens are derived from the used one and the server key, so a retry in the
@@ -187,11 +185,12 @@ class SessionService:
             await self.store.touch_session(session.id, now, self.policy.last_seen_every)
         return Authenticated(session, user)
 
-    async def is_active(self, session_id: str) -> bool:
+    async def is_active(self, session_id: str, user_id: str | None = None) -> bool:
+        """Whether the session is live (and, when given, belongs to ``user_id``)."""
         session = await self.store.get_session(session_id)
-        return session is not None and session.active_at(
-            self.clock.now(), self.policy.session_idle_timeout
-        )
+        if session is None or (user_id is not None and session.user_id != user_id):
+            return False
+        return session.active_at(self.clock.now(), self.policy.session_idle_timeout)
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -204,6 +203,8 @@ class SessionService:
         if revoked is None:
             return False
         await self.bus.publish(user_channel(session.user_id), 0)
+        if self.on_revoked is not None:
+            await self.on_revoked(session.id)
         return True
 
     async def revoke_all(

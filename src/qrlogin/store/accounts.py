@@ -9,13 +9,15 @@ from sqlalchemy.exc import IntegrityError
 
 from qrlogin.store.base import SqlBase, insert_into
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, EmailLogin, Session, User
-from qrlogin.store.tables import email_logins, sessions, users
+from qrlogin.store.records import AuditEntry, EmailLogin, User
+from qrlogin.store.tables import email_logins, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
 
-class AccountStore(SqlBase):
+class SqlAccounts(SqlBase):
+    """``store.ports.AccountStore`` in SQL."""
+
     async def get_user(self, user_id: str) -> User | None:
         row = await self._first(_USER_BY_ID, {"id": user_id})
         return User.from_mapping(row) if row else None
@@ -152,11 +154,11 @@ class AccountStore(SqlBase):
         now: float,
         limit: int,
         new_user: Callable[[str], User],
-        new_session: Callable[[User], tuple[Session, AuditEntry]],
         *,
         picked_up: bool = False,
-    ) -> tuple[User, Session] | None:
-        """Consume the email login and start a session, in one transaction, or do nothing."""
+    ) -> User | None:
+        """Consume the email login and find or create its user, in one transaction, or do
+        nothing (``None``: used, expired or lost to a concurrent call)."""
         c = email_logins.c
         if picked_up:  # the asking browser collects a link confirmed on another device
             where = and_(
@@ -171,8 +173,4 @@ class AccountStore(SqlBase):
             row = await self._update(conn, email_logins, where, {"consumed_at": now})
             if row is None:
                 return None
-            user = await self._ensure_user(conn, new_user(str(row["email"])))
-            session, audit = new_session(user)
-            await conn.execute(insert_into(sessions), session.to_row())
-            await self._audit(conn, [audit])
-        return user, session
+            return await self._ensure_user(conn, new_user(str(row["email"])))

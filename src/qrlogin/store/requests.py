@@ -5,7 +5,7 @@ racing callers exactly one gets a row back."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -14,11 +14,11 @@ from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, selec
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
 from qrlogin.store.base import SqlBase, insert_into
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, LoginRequest, Session
-from qrlogin.store.tables import login_requests, sessions
+from qrlogin.store.ports import AuditFor
+from qrlogin.store.records import AuditEntry, LoginRequest
+from qrlogin.store.tables import login_requests
 
 _LR = login_requests.c
-AuditFor = Callable[[LoginRequest], AuditEntry | None]
 
 # the reads behind every requester and approver call, built once (see ``SqlBase._first``)
 _BY_ID = select(login_requests).where(_LR.id == bindparam("id"))
@@ -56,7 +56,9 @@ def _transition_statement(
     )
 
 
-class LoginRequestStore(SqlBase):
+class SqlLoginRequests(SqlBase):
+    """``store.ports.LoginRequestStore`` in SQL."""
+
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
         async with self._write() as conn:
             await conn.execute(insert_into(login_requests), rec.to_row())
@@ -75,6 +77,25 @@ class LoginRequestStore(SqlBase):
     async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:
         row = await self._first(_BY_USER_CODE, {"code": code_hmac, "now": now})
         return LoginRequest.from_mapping(row) if row else None
+
+    async def claimed_by_session(self, session_id: str, now: float) -> list[LoginRequest]:
+        """The live requests that approver session claimed (scanned or approved)."""
+        live = [Status.SCANNED.value, Status.APPROVED.value]
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(login_requests).where(
+                            _LR.approver_session_id == session_id,
+                            _LR.status.in_(live),
+                            _LR.expires_at > now,
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [LoginRequest.from_mapping(r) for r in rows]
 
     async def count_by_status(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
@@ -137,26 +158,6 @@ class LoginRequestStore(SqlBase):
             rec = await self._transition(conn, request_id, action, now, values or {}, expect)
             if rec is not None and audit is not None:
                 await self._audit(conn, [audit(rec)])
-        return rec
-
-    async def exchange(
-        self,
-        request_id: str,
-        now: float,
-        session: Session,
-        expect: Mapping[str, Any],
-        audit: AuditFor,
-    ) -> LoginRequest | None:
-        """approved → consumed and the new session, in one transaction, or nothing at all."""
-        values = {"finished_at": now, "session_id": session.id}
-        async with self._write() as conn:
-            rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
-            if rec is None:
-                return None
-            await conn.execute(insert_into(sessions), session.to_row())
-            entry = audit(rec)
-            created = replace(entry, event="session.created") if entry else None
-            await self._audit(conn, [entry, created])
         return rec
 
     async def fail_confirm_code(

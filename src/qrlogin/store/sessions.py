@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from qrlogin.store.base import SqlBase, insert_into
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, RefreshToken, Session
+from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshResult, RefreshToken, Session
 from qrlogin.store.tables import audit_events, refresh_tokens, sessions
 
 _S = sessions.c
@@ -19,20 +17,9 @@ _BY_TOKEN = select(sessions).where(_S.token_hash == bindparam("token"))
 _BY_ID = select(sessions).where(_S.id == bindparam("id"))
 
 
-class RefreshOutcome(enum.Enum):
-    ROTATED = "rotated"  # first use: the chain moved on
-    RETRY = "retry"  # a repeat within the retry window: same new tokens again
-    REUSED = "reused"  # a used token after the window: the whole chain is revoked
-    INVALID = "invalid"  # unknown, expired, or its session is gone
+class SqlSessions(SqlBase):
+    """``store.ports.SessionStore`` and ``AuditStore.activity`` in SQL."""
 
-
-@dataclass(frozen=True)
-class RefreshResult:
-    outcome: RefreshOutcome
-    session: Session | None
-
-
-class SessionStore(SqlBase):
     async def insert_session(
         self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
     ) -> None:

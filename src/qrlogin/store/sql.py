@@ -10,9 +10,9 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Table, delete, select
 
-from qrlogin.store.accounts import AccountStore
-from qrlogin.store.requests import LoginRequestStore
-from qrlogin.store.sessions import SessionStore
+from qrlogin.store.accounts import SqlAccounts
+from qrlogin.store.requests import SqlLoginRequests
+from qrlogin.store.sessions import SqlSessions
 from qrlogin.store.tables import audit_events, email_logins, login_requests
 
 P = ParamSpec("P")
@@ -37,7 +37,7 @@ def _shielded(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return call
 
 
-class SqlStore(LoginRequestStore, AccountStore, SessionStore):
+class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
     """Every table of qrlogin behind one object. Each public call is shielded from
     cancellation (see ``_shielded``)."""
 

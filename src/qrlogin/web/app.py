@@ -27,7 +27,7 @@ from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, op
 from qrlogin.web.errors import error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
-from qrlogin.web.security import CookieNames, SecurityHeaders
+from qrlogin.web.security import SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
 STATIC = Path(__file__).with_name("static")
@@ -97,7 +97,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
-    app.state.cookie_names = CookieNames.for_https(settings.https)
+    app.state.cookie_names = settings.cookie_names
     app.requester_events = RequesterEvents(services, app.state.cookie_names.requester)
 
     @app.exception_handler(QrLoginError)

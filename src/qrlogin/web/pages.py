@@ -16,11 +16,11 @@ from fastapi.templating import Jinja2Templates
 from qrlogin.core.errors import InvalidHandle, QrLoginError
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
-from qrlogin.sessions.service import IssuedSession
+from qrlogin.identity.ports import StartedSession
 from qrlogin.web import api_sessions, deps
 from qrlogin.web.api_auth import safe_next
 from qrlogin.web.api_scan import scan_body
-from qrlogin.web.security import check_csrf, clear_cookie, csrf_token, new_csrf_cookie, set_cookie
+from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
 from qrlogin.web.sessions import set_session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -70,11 +70,10 @@ def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> H
         },
         status_code=status_code,
     )
-    https = svc.settings.https
     if new_cookie:
-        set_cookie(response, names.csrf, csrf_cookie, https=https, max_age=None, samesite="strict")
+        deps.set_cookie(request, response, names.csrf, csrf_cookie, max_age=None, samesite="strict")
     if names.browser not in request.cookies:
-        set_cookie(response, names.browser, new_csrf_cookie(), https=https, max_age=86400)
+        deps.set_cookie(request, response, names.browser, new_csrf_cookie(), max_age=86400)
     return response
 
 
@@ -90,9 +89,9 @@ def message(request: Request, title: str, text: str, status_code: int = 200) -> 
     return render(request, "message.html", status_code, title=title, text=text)
 
 
-def signed_in_redirect(request: Request, issued: IssuedSession, to: str) -> Response:
+def signed_in_redirect(started: StartedSession, to: str) -> Response:
     response = RedirectResponse(to, status_code=303)
-    set_session_cookie(request, response, issued)
+    set_session_cookie(response, started)
     return response
 
 
@@ -254,7 +253,7 @@ async def signin_code(request: Request) -> Response:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="code", error=exc.message
         )
-    return signed_in_redirect(request, issued, nxt)
+    return signed_in_redirect(issued, nxt)
 
 
 @router.get("/auth/email/{token}")
@@ -290,7 +289,7 @@ async def email_link_confirm(token: str, request: Request) -> Response:
         token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
     )
     if issued is not None and info is not None:
-        return signed_in_redirect(request, issued, safe_next(info.login.next) or "/account")
+        return signed_in_redirect(issued, safe_next(info.login.next) or "/account")
     if info is not None:
         return message(
             request,
@@ -356,9 +355,7 @@ async def logout_form(request: Request) -> Response:
             auth.session, "signed_out", deps.device_of(request)
         )
     response = RedirectResponse("/signin", status_code=303)
-    clear_cookie(
-        response, deps.cookie_names(request).session, https=deps.services(request).settings.https
-    )
+    deps.clear_cookie(request, response, deps.cookie_names(request).session)
     return response
 
 
