@@ -66,6 +66,9 @@ class Settings:
     dev: bool = False
     rate_limits: bool = True
     site_name: str = "qrlogin"
+    # embedded mode: where an approver who is not signed in is sent, "{next}" standing for
+    # the page to come back to (unset: the built-in /signin)
+    signin_url: str | None = None
     cookie_stem: str = "qrl_"  # cookie names start with it (after __Host-/__Secure-)
     extra: dict[str, Any] = field(default_factory=dict)
 

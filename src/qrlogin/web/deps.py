@@ -93,6 +93,14 @@ async def require_session(request: Request) -> Authenticated:
     return auth
 
 
+async def signed_in_approver(request: Request) -> Approver | None:
+    """``require_approver``, or ``None`` when nobody is signed in on this request."""
+    try:
+        return await require_approver(request)
+    except NotSignedIn:
+        return None
+
+
 async def require_approver(request: Request) -> Approver:
     """The approver's identity comes only from its own session (requirement 3), as the
     identity port says: the built-in sessions, or the host app's in embedded mode."""
