@@ -130,10 +130,10 @@ class AccountStore(UserStore, AuditStore, Protocol):
         login_id: str,
         now: float,
         limit: int,
-        new_user: Callable[[str], User],
+        rows: NewSessionRows,
         *,
         picked_up: bool = False,
-    ) -> User | None: ...
+    ) -> bool: ...
 
 
 class SessionStore(UserStore, Protocol):
