@@ -8,9 +8,35 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 ConfirmPolicy = Literal["code", "tap", "auto"]
 CONFIRM_POLICIES: tuple[ConfirmPolicy, ...] = ("code", "tap", "auto")
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """The names of qrlogin's cookies. Over https at the root of a site they carry the
+    ``__Host-`` prefix (bound to this exact origin and path ``/``); mounted under a path
+    (embedded mode) ``__Secure-``, since ``__Host-`` cookies must have path ``/``."""
+
+    session: str
+    requester: str
+    browser: str
+    csrf: str
+    path: str = "/"
+
+    @classmethod
+    def for_https(cls, https: bool, path: str = "/", stem: str = "qrl_") -> CookieNames:
+        # browsers refuse either prefix on http
+        prefix = ("__Host-" if path == "/" else "__Secure-") if https else ""
+        return cls(
+            session=f"{prefix}{stem}session",
+            requester=f"{prefix}{stem}requester",
+            browser=f"{prefix}{stem}browser",
+            csrf=f"{prefix}{stem}csrf",
+            path=path,
+        )
 
 
 class ConfigError(ValueError):
@@ -40,6 +66,10 @@ class Settings:
     dev: bool = False
     rate_limits: bool = True
     site_name: str = "qrlogin"
+    # embedded mode: where an approver who is not signed in is sent, "{next}" standing for
+    # the page to come back to (unset: the built-in /signin)
+    signin_url: str | None = None
+    cookie_stem: str = "qrl_"  # cookie names start with it (after __Host-/__Secure-)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,7 +86,7 @@ class Settings:
         if self.event_bus == "postgres" and not self.resolved_database_url.startswith("postgres"):
             raise ConfigError("QRLOGIN_EVENTS=postgres needs a PostgreSQL QRLOGIN_DATABASE_URL")
         if self.smtp_url:
-            from qrlogin.accounts.mail import parse_smtp_url
+            from qrlogin.mail import parse_smtp_url
 
             try:
                 parse_smtp_url(self.smtp_url)
@@ -73,6 +103,16 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.public_url.startswith("https://")
+
+    @property
+    def base_path(self) -> str:
+        """The path qrlogin is served under: ``""`` at a site's root, ``"/qr"`` when a host
+        mounts it there (taken from the public URL, like every link)."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+    @property
+    def cookie_names(self) -> CookieNames:
+        return CookieNames.for_https(self.https, self.base_path or "/", self.cookie_stem)
 
     @property
     def resolved_database_url(self) -> str:

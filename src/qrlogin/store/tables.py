@@ -52,10 +52,10 @@ login_requests = Table(
     Column("scanned_at", Float, nullable=True),
     Column("approved_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
-    Column("session_id", String(ID), nullable=True),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
     Index("ix_login_requests_expires_at", "expires_at"),
     Index("ix_login_requests_ip", "ip"),
+    Index("ix_login_requests_approver_session_id", "approver_session_id"),
 )
 
 sessions = Table(

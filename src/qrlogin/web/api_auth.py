@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from qrlogin.core.errors import AuthorizationPending
 from qrlogin.web import deps
 from qrlogin.web.schemas import Accepted, EmailStart, EmailVerify, ErrorBody, MeOut, SessionOut
-from qrlogin.web.security import BROWSER_HEADER, clear_cookie, require_browser_header
+from qrlogin.web.security import BROWSER_HEADER, require_browser_header
 from qrlogin.web.sessions import session_response
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -49,7 +49,7 @@ async def email_verify(body: EmailVerify, request: Request) -> Response:
     issued = await svc.email_logins.verify_code(
         body.email, body.code, deps.device_of(request), api=not browser
     )
-    return session_response(request, issued, browser=browser)
+    return session_response(issued, svc.clock.now())
 
 
 @router.post("/auth/email/pickup", response_model=SessionOut, responses={409: {"model": ErrorBody}})
@@ -64,7 +64,7 @@ async def email_pickup(request: Request) -> Response:
         raise AuthorizationPending(
             "Not confirmed yet. Open the link in the mail, or type the code."
         )
-    return session_response(request, issued, browser=True)
+    return session_response(issued, svc.clock.now())
 
 
 @router.get("/me", response_model=MeOut, responses={401: {"model": ErrorBody}})
@@ -90,7 +90,5 @@ async def logout(request: Request) -> Response:
         auth.session, "signed_out", deps.device_of(request)
     )
     response = Response(status_code=204)
-    clear_cookie(
-        response, deps.cookie_names(request).session, https=deps.services(request).settings.https
-    )
+    deps.clear_cookie(request, response, deps.cookie_names(request).session)
     return response

@@ -125,7 +125,7 @@ async def refresh(body: RefreshBody, request: Request) -> Response:
     whole chain out."""
     svc = deps.services(request)
     issued = await svc.sessions.refresh(body.refresh_token, deps.device_of(request))
-    return session_response(request, issued, browser=False)
+    return session_response(svc.identity.started(issued, browser=False), svc.clock.now())
 
 
 @router.get(

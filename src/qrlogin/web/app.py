@@ -21,13 +21,14 @@ from qrlogin.config import Settings
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
 from qrlogin.core.policy import Policy
+from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarter
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
 from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
 from qrlogin.web.errors import error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
-from qrlogin.web.security import CookieNames, SecurityHeaders
+from qrlogin.web.security import SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
 STATIC = Path(__file__).with_name("static")
@@ -66,10 +67,28 @@ class QrloginApp(FastAPI):
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+    approvers: ApproverIdentity | None = None,
+    sessions: SessionStarter | None = None,
+    failures: CodeFailures | None = None,
 ) -> FastAPI:
-    """A complete qrlogin app. Its lifespan migrates the database and starts the event bus."""
-    services = build_services(settings, clock=clock, policy=policy)
+    """A qrlogin app. Its lifespan migrates the database and starts the event bus.
+
+    Standalone (no identity adapters): the complete site, with the built-in accounts,
+    sessions and their pages. Embedded (``approvers`` and ``sessions`` from a host app, see
+    ``qrlogin.QRLogin``): only the handshake — the requester API and stream, the approver
+    API, the ``/q/{handle}`` and ``/link`` pages, static files and the probes."""
+    services = build_services(
+        settings,
+        clock=clock,
+        policy=policy,
+        approvers=approvers,
+        sessions=sessions,
+        failures=failures,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,7 +116,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
-    app.state.cookie_names = CookieNames.for_https(settings.https)
+    app.state.cookie_names = settings.cookie_names
     app.requester_events = RequesterEvents(services, app.state.cookie_names.requester)
 
     @app.exception_handler(QrLoginError)
@@ -142,9 +161,11 @@ def create_app(
     app.include_router(api_login_requests.router)
     app.include_router(api_scan.router)
     app.include_router(api_scan.link_router)
-    app.include_router(api_auth.router)
-    app.include_router(api_sessions.router)
-    app.include_router(pages.router)
+    if not services.embedded:
+        app.include_router(api_auth.router)
+        app.include_router(api_sessions.router)
+        app.include_router(pages.router)
+    app.include_router(pages.handshake_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(SecurityHeaders)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qrlogin.config import CookieNames
 from qrlogin.core.errors import CsrfFailed
+
+__all__ = ["CookieNames"]
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -28,25 +30,6 @@ DOCS_CSP = (
 BROWSER_HEADER = "qrlogin-client"  # custom header: cross-site forms cannot send it
 
 
-@dataclass(frozen=True)
-class CookieNames:
-    session: str
-    requester: str
-    browser: str
-    csrf: str
-
-    @classmethod
-    def for_https(cls, https: bool) -> CookieNames:
-        # __Host- binds a cookie to this exact origin over https; browsers refuse it on http
-        prefix = "__Host-" if https else ""
-        return cls(
-            session=f"{prefix}qrl_session",
-            requester=f"{prefix}qrl_requester",
-            browser=f"{prefix}qrl_browser",
-            csrf=f"{prefix}qrl_csrf",
-        )
-
-
 def set_cookie(
     response: Response,
     name: str,
@@ -55,20 +38,21 @@ def set_cookie(
     https: bool,
     max_age: int | None,
     samesite: str = "lax",
+    path: str = "/",
 ) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path="/",
+        path=path,
         secure=https,
         httponly=True,
         samesite=samesite,  # type: ignore[arg-type]
     )
 
 
-def clear_cookie(response: Response, name: str, *, https: bool) -> None:
-    response.delete_cookie(name, path="/", secure=https, httponly=True, samesite="lax")
+def clear_cookie(response: Response, name: str, *, https: bool, path: str = "/") -> None:
+    response.delete_cookie(name, path=path, secure=https, httponly=True, samesite="lax")
 
 
 def new_csrf_cookie() -> str:
