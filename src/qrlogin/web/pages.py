@@ -101,7 +101,8 @@ def signed_in_redirect(started: StartedSession, to: str) -> Response:
 @router.get("/")
 async def home(request: Request) -> Response:
     auth = await deps.current_session(request)
-    return RedirectResponse("/account" if auth else "/login", status_code=303)
+    base = deps.services(request).settings.base_path
+    return RedirectResponse(f"{base}/account" if auth else f"{base}/login", status_code=303)
 
 
 # -- requester ----------------------------------------------------------------------------
