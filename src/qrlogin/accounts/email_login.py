@@ -15,6 +15,7 @@ from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidCode, InvalidRequest
 from qrlogin.core.policy import Policy
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
@@ -99,7 +100,7 @@ class EmailLogins:
                 ip=device.ip[:64],
                 created_at=now,
                 expires_at=now + self.policy.email_code_lifetime,
-                next=next_url,
+                next=safe_redirect_path(next_url),  # whoever calls, only a path is kept
             )
         )
         minutes = int(self.policy.email_code_lifetime // 60)
