@@ -25,7 +25,7 @@ from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarte
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
 from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
-from qrlogin.web.errors import error_response, record_failure
+from qrlogin.web.errors import LastResort, error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
 from qrlogin.web.security import SecurityHeaders
@@ -132,9 +132,9 @@ def create_app(
         failed = record_failure(services.metrics, exc, request.method, request.url.path)
         return error_response(failed)
 
-    # a database error or a database or mail server out of reach is a 503, anything else a
-    # 500 (web/errors.py)
-    for failure in (SQLAlchemyError, OSError, Exception):
+    # a database error or a database or mail server out of reach is a 503 (web/errors.py);
+    # anything else is LastResort's 500, below
+    for failure in (SQLAlchemyError, OSError):
         app.add_exception_handler(failure, _failure)
 
     @app.exception_handler(RequestValidationError)
@@ -168,6 +168,8 @@ def create_app(
     app.include_router(pages.handshake_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    # innermost first: LastResort answers inside the two others (web/errors.py says why)
+    app.add_middleware(LastResort, metrics=services.metrics)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
     return app
