@@ -304,6 +304,30 @@ async def test_link_is_limited_per_ip_across_accounts(make_site: MakeSite) -> No
     assert_invalid_code(await link(fresh.client, fresh, code))  # its own network: allowed
 
 
+async def test_a_link_refused_per_ip_does_not_spend_the_accounts_budget(
+    make_site: MakeSite,
+) -> None:
+    """Issue 11 item 7: every budget is checked before any is spent."""
+    site = await make_site()
+    per_ip = amount(rules(site).link_per_ip)
+    per_account = amount(rules(site).link_per_account)
+    accounts = math.ceil(per_ip / per_account)
+    approvers = [await site.sign_in(ip=f"198.51.100.{i + 1}") for i in range(accounts + 1)]
+    shared = site.client(ip="203.0.113.9")
+    code = unused_user_code()
+    for i in range(per_ip):  # the shared network's budget, spent by the other accounts
+        assert_invalid_code(await link(shared, approvers[i % accounts], code))
+
+    owner = approvers[-1]
+    for _ in range(per_account + 3):  # refused per IP, again and again
+        assert_429(await link(shared, owner, code))
+
+    # the owner's own budget is whole: all of it from its own network, then refused
+    for _ in range(per_account):
+        assert_invalid_code(await link(owner.client, owner, code))
+    assert_429(await link(owner.client, owner, code))
+
+
 # --------------------------------------------------------------------------- proxies
 
 
