@@ -24,7 +24,15 @@ from qrlogin.core.policy import Policy
 from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarter
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
-from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
+from qrlogin.web import (
+    api_auth,
+    api_login_requests,
+    api_scan,
+    api_sessions,
+    docs,
+    operations,
+    pages,
+)
 from qrlogin.web.errors import LastResort, error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
@@ -112,7 +120,7 @@ def create_app(
         version=__version__,
         summary="Sign in on a new device by scanning a QR code with a signed-in device.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by web/docs.py, under a policy of its own
         redoc_url=None,
     )
     app.state.services = services
@@ -166,10 +174,11 @@ def create_app(
         app.include_router(api_sessions.router)
         app.include_router(pages.router)
     app.include_router(pages.handshake_router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # innermost first: LastResort answers inside the two others (web/errors.py says why)
     app.add_middleware(LastResort, metrics=services.metrics)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(RequestLog)
     return app
