@@ -61,6 +61,7 @@ class Settings:
     confirm: ConfirmPolicy = "code"
     user_code_format: Literal["digits", "base20"] = "digits"
     trusted_proxies: tuple[str, ...] = ()
+    ipv6_prefix: int = 64  # per-address limits count an IPv6 client's network of this size
     session_lifetime: int = 30 * 24 * 3600
     session_idle_timeout: int = 14 * 24 * 3600
     dev: bool = False
@@ -94,6 +95,8 @@ class Settings:
                 raise ConfigError(str(exc)) from None
         if self.event_bus not in ("memory", "redis", "postgres"):
             raise ConfigError("QRLOGIN_EVENTS must be one of memory, redis, postgres")
+        if not 1 <= self.ipv6_prefix <= 128:
+            raise ConfigError("QRLOGIN_IPV6_PREFIX must be a prefix length from 1 to 128")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
 
     @property
@@ -142,7 +145,7 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}  # anything else ("0", "off", "false") i
 def _coerce(name: str, raw: Any) -> Any:
     if name in {"dev", "rate_limits"}:
         return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
-    if name in {"session_lifetime", "session_idle_timeout"}:
+    if name in {"session_lifetime", "session_idle_timeout", "ipv6_prefix"}:
         try:
             return int(raw)
         except ValueError as exc:

@@ -20,6 +20,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from qrlogin.core.errors import RateLimited
+from qrlogin.core.network import rate_key
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ class RateLimiter:
         prefix: str = "qrlogin",
         on_error: Callable[[], None] | None = None,
         on_refusal: Callable[[str], None] | None = None,
+        ipv6_prefix: int = 64,
     ) -> None:
         self.rules = rules
+        self.ipv6_prefix = ipv6_prefix
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.limiter = self.local
         if redis_url:
@@ -95,6 +98,11 @@ class RateLimiter:
         self._shared_down_until = 0.0  # monotonic time before which Redis is not asked
         self.refusals = 0
         self._on_refusal = on_refusal
+
+    def ip_key(self, ip: str) -> str:
+        """The identifier a per-IP rule counts ``ip`` under: the address, or its IPv6
+        network (``core.network.rate_key``)."""
+        return rate_key(ip, self.ipv6_prefix)
 
     def _item(self, rule: str) -> RateLimitItem:
         item = self._items.get(rule)

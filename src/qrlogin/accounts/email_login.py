@@ -81,7 +81,7 @@ class EmailLogins:
         """Send one mail with a code and a link. Same reply whether or not the account exists."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_start_per_ip", (device.ip,)),
+            ("email_start_per_ip", (self.limiter.ip_key(device.ip),)),
             ("email_start_per_address", (email,)),
             ("email_start_global", ()),
         )
@@ -144,7 +144,8 @@ class EmailLogins:
         """A session for the right code; one and the same refusal for every failure."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_verify_per_ip", (device.ip,)), ("email_verify_global", ())
+            ("email_verify_per_ip", (self.limiter.ip_key(device.ip),)),
+            ("email_verify_global", ()),
         )
         user = await self.store.user_by_email(email)
         if user is not None:
