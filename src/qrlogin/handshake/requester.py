@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qrlogin.core import codes
+from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import (
     ConfirmCodeRequired,
     InvalidCode,
@@ -66,7 +67,8 @@ class RequesterFlows(LoginRequestsBase):
             expires_at=now + self.policy.request_lifetime,
             handle_seq=0,
             handle_hash=sha256_hex(handle_tag(self.key, request_id)),
-            device_name=device.name[:100],
+            # cleaned where it enters (web/deps.py) and again here, for embedding hosts
+            device_name=clean_device_name(device.name) or "A device",
             user_agent=device.user_agent[:500],
             ip=device.ip[:64],
             ip_key=ip_key[:64],
