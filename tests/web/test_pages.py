@@ -245,7 +245,21 @@ async def test_signin_from_a_qr_link_comes_back_to_the_approval_page(site: Site)
     assert 'id="approve"' in approval.text
 
 
-@pytest.mark.parametrize("nxt", ["//evil.example/q/x", "https://evil.example/", "/\\evil.example"])
+OFF_SITE = [
+    "//evil.example/q/x",
+    "https://evil.example/",
+    "/\\evil.example",
+    # issue 11 item 1: what a browser drops or reads as a slash
+    "/\t/evil.example/phish",
+    "/\n/evil.example/phish",
+    "/\r/evil.example/phish",
+    " //evil.example",
+    "\x00//evil.example",
+    "/\t\\evil.example",
+]
+
+
+@pytest.mark.parametrize("nxt", OFF_SITE, ids=range(len(OFF_SITE)))
 async def test_signin_never_redirects_off_site(site: Site, nxt: str) -> None:
     client = site.client()
     email = site.new_email()
