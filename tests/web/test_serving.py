@@ -112,6 +112,34 @@ def test_headers_sent_slowly_are_cut_off_at_the_header_timeout(server: ServeProc
     assert TIMEOUT * 0.8 <= took <= TIMEOUT + SLACK
 
 
+def test_headers_over_64_kib_are_cut_off(server: ServeProcess) -> None:
+    with _connect(server) as sock:
+        try:
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + b"".join(b"X-Big-%d: %s\r\n" % (i, b"a" * 1000) for i in range(80))
+                + b"\r\n"
+            )
+        except (BrokenPipeError, ConnectionResetError):
+            return  # closed while we were still sending: cut off
+        sock.settimeout(5)
+        try:
+            reply = sock.recv(65536)
+        except ConnectionResetError:
+            reply = b""
+        assert reply == b"", reply[:100]
+
+
+def test_headers_under_the_limit_are_served(server: ServeProcess) -> None:
+    with _connect(server) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + b"".join(b"X-Big-%d: %s\r\n" % (i, b"a" * 1000) for i in range(40))
+            + b"\r\n"
+        )
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+
+
 def test_a_kept_alive_connection_is_closed_after_the_keepalive_timeout(
     server: ServeProcess,
 ) -> None:

@@ -14,6 +14,8 @@ httptools protocol with three changes, all in the parser callbacks it already ha
 - **body timeout**: while a request body is read, no more than ``body_timeout`` seconds may
   pass between two pieces of it (nginx's ``client_body_timeout``), else the connection
   closes; a body the app has paused (flow control) is the app's wait, not the client's;
+- **header size**: more than ``max_header_bytes`` (64 KiB) before the headers end closes the
+  connection (httptools sets no limit of its own; nginx's is 4 × 8 KiB);
 - **connection cap**: a request arriving while the process holds more than
   ``max_connections`` connections (or runs that many requests) is answered ``503`` with
   ``{"error": "server_busy", "message": …}``, ``Retry-After`` and ``Connection: close``.
@@ -48,6 +50,7 @@ class ConnectionLimits:
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int = 4096
+    max_header_bytes: int = 64 * 1024
     https: bool = False  # for the security headers of the busy reply
 
 
@@ -68,6 +71,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._served_app = self.app
         self._deadline: asyncio.TimerHandle | None = None
         self._in_body = False
+        self._header_bytes = 0  # of the request line and headers being read
+        self._cut = False  # the request was cut off: start no app, read nothing more
 
     # -- the clocks ------------------------------------------------------------------------
 
@@ -85,8 +90,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_body and self.flow.read_paused:  # the app is not reading: not the client
             self._arm(self.limits.body_timeout)
             return
-        if not self.transport.is_closing():
-            self.transport.close()
+        self._cut_off()
 
     # -- uvicorn's hooks -------------------------------------------------------------------
 
@@ -98,12 +102,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def _cut_off(self) -> None:
+        self._cut = True
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._cut_off()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._cut:
+            super().data_received(data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
         if self._deadline is None:  # a kept-alive connection's next request: from its 1st byte
             self._arm(self.limits.header_timeout)
 
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._cut:
+            return
         busy = (
             len(self.connections) > self.limits.max_connections
             or len(self.tasks) >= self.limits.max_connections
@@ -114,13 +144,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(self.limits.body_timeout)
 
     def on_body(self, body: bytes) -> None:
+        if self._cut:
+            return
         super().on_body(body)
         self._arm(self.limits.body_timeout)
 
     def on_message_complete(self) -> None:
         self._in_body = False
         self._disarm()
-        super().on_message_complete()
+        if not self._cut:
+            super().on_message_complete()
 
     async def _busy(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = json.dumps(BUSY).encode()
