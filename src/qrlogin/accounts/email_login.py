@@ -15,6 +15,7 @@ from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidCode, InvalidRequest
 from qrlogin.core.policy import Policy
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
@@ -80,7 +81,7 @@ class EmailLogins:
         """Send one mail with a code and a link. Same reply whether or not the account exists."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_start_per_ip", (device.ip,)),
+            ("email_start_per_ip", (self.limiter.ip_key(device.ip),)),
             ("email_start_per_address", (email,)),
             ("email_start_global", ()),
         )
@@ -99,7 +100,7 @@ class EmailLogins:
                 ip=device.ip[:64],
                 created_at=now,
                 expires_at=now + self.policy.email_code_lifetime,
-                next=next_url,
+                next=safe_redirect_path(next_url),  # whoever calls, only a path is kept
             )
         )
         minutes = int(self.policy.email_code_lifetime // 60)
@@ -143,7 +144,8 @@ class EmailLogins:
         """A session for the right code; one and the same refusal for every failure."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_verify_per_ip", (device.ip,)), ("email_verify_global", ())
+            ("email_verify_per_ip", (self.limiter.ip_key(device.ip),)),
+            ("email_verify_global", ()),
         )
         user = await self.store.user_by_email(email)
         if user is not None:

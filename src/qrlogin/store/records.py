@@ -55,6 +55,7 @@ class LoginRequest(_Record):
     device_name: str
     user_agent: str
     ip: str
+    ip_key: str = ""  # what the pending-per-IP cap counts (core.network.rate_key of ip)
     reason: str | None = None
     user_code_hmac: str | None = None
     user_code_seq: int = 0

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from qrlogin.core.errors import AuthorizationPending
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.web import deps
 from qrlogin.web.schemas import Accepted, EmailStart, EmailVerify, ErrorBody, MeOut, SessionOut
 from qrlogin.web.security import BROWSER_HEADER, require_browser_header
@@ -17,13 +18,6 @@ router = APIRouter(prefix="/api/v1", tags=["account"])
 
 def _browser(request: Request) -> bool:
     return request.headers.get(BROWSER_HEADER) == "browser"
-
-
-def safe_next(raw: str | None) -> str | None:
-    """Only same-site paths: ``/q/…`` yes, ``//evil.example`` or ``https://…`` no."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw
-    return None
 
 
 @router.post(
@@ -37,7 +31,7 @@ async def email_start(body: EmailStart, request: Request) -> dict[str, str]:
     svc = deps.services(request)
     browser_token = request.cookies.get(deps.cookie_names(request).browser)
     await svc.email_logins.start(
-        body.email, deps.device_of(request), browser_token, safe_next(body.next)
+        body.email, deps.device_of(request), browser_token, safe_redirect_path(body.next)
     )
     return {"status": "sent", "message": "If the address can receive mail, a code is on its way."}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import NotSignedIn
 from qrlogin.core.network import client_ip
 from qrlogin.core.useragent import describe
@@ -56,11 +57,14 @@ def ip_of(request: Request) -> str:
 
 
 def device_of(request: Request, name: str | None = None) -> Device:
+    """The calling device: the name it gives itself, cleaned (a claim, never shown as fact:
+    DESIGN.md requirement 13), else its browser and system; its user agent and IP."""
     ua = request.headers.get("user-agent", "")
+    name = clean_device_name(name)
     if not name:
         browser, system = describe(ua)
-        name = f"{browser} on {system}"
-    return Device(name=name.strip()[:100], user_agent=ua[:500], ip=ip_of(request))
+        name = clean_device_name(f"{browser} on {system}")
+    return Device(name=name, user_agent=ua[:500], ip=ip_of(request))
 
 
 def bearer(request: Request) -> str | None:

@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.identity.ports import StartedSession
 from qrlogin.web import api_sessions, deps
-from qrlogin.web.api_auth import safe_next
 from qrlogin.web.api_scan import scan_body
 from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
 from qrlogin.web.sessions import set_session_cookie
@@ -226,14 +226,16 @@ async def approve_form(handle: str, action: str, request: Request) -> Response:
 
 @router.get("/signin")
 async def signin_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "signin.html", next=safe_next(next) or "", email="", step="email")
+    return render(
+        request, "signin.html", next=safe_redirect_path(next) or "", email="", step="email"
+    )
 
 
 @router.post("/signin")
 async def signin_start(request: Request) -> Response:
     form = await form_with_csrf(request)
     svc = deps.services(request)
-    nxt = safe_next(form.get("next")) or ""
+    nxt = safe_redirect_path(form.get("next")) or ""
     email = form.get("email", "")
     try:
         await svc.email_logins.start(
@@ -253,7 +255,7 @@ async def signin_start(request: Request) -> Response:
 async def signin_code(request: Request) -> Response:
     form = await form_with_csrf(request)
     svc = deps.services(request)
-    nxt = safe_next(form.get("next")) or "/account"
+    nxt = safe_redirect_path(form.get("next")) or "/account"
     email = form.get("email", "")
     try:
         issued = await svc.email_logins.verify_code(
@@ -299,7 +301,7 @@ async def email_link_confirm(token: str, request: Request) -> Response:
         token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
     )
     if issued is not None and info is not None:
-        return signed_in_redirect(issued, safe_next(info.login.next) or "/account")
+        return signed_in_redirect(issued, safe_redirect_path(info.login.next) or "/account")
     if info is not None:
         return message(
             request,
