@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 from limits import parse
+from sqlalchemy import func, select
 from web_support import Approver, Site, code_in
 
 from qrlogin.core.policy import Policy
+from qrlogin.core.tokens import sha256_hex
 from qrlogin.limiter import Limits
 from qrlogin.store.records import User
+from qrlogin.store.tables import known_browsers
 
 MakeSite = Callable[..., Awaitable[Site]]
 START = "/api/v1/auth/email/start"
@@ -270,3 +273,31 @@ async def test_wrong_user_codes_still_lock_link_and_sign_out_and_email_codes_do_
     owner = await user(site, phone.email)
     assert owner.locked_at == site.clock.now()
     assert (await phone.me()).status_code == 401  # signed out: one of its sessions may be stolen
+
+
+async def test_a_browser_stays_known_400_days_after_its_last_sign_in_then_is_forgotten(
+    make_site: MakeSite,
+) -> None:
+    site = await make_site()
+    store = site.services.store
+    keep = site.services.policy.known_browser_lifetime
+    assert keep == 400 * 86400
+    email = "owner@example.com"
+    owner = site.client(ip="198.51.100.7")
+    await signs_in(site, owner, email)
+    token = next(v for k, v in owner.cookies.items() if k.endswith("qrl_browser"))
+    browser = sha256_hex(token)
+
+    async def known() -> bool:
+        await store.collect_garbage(site.clock.now())
+        return await store.browser_is_known(email, browser, site.clock.now() - keep)
+
+    site.clock.advance(keep - 86400)
+    assert await known()
+    await signs_in(site, owner, email)  # signing in again starts the 400 days over
+    site.clock.advance(keep - 86400)
+    assert await known()
+    site.clock.advance(2 * 86400)
+    assert not await known()
+    async with store.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(known_browsers)) == 0
