@@ -34,7 +34,11 @@ class Limits:
     link_per_ip: str = "30 per minute"
     link_global: str = "500 per second"
     email_start_per_ip: str = "20 per minute"
-    email_start_per_address: str = "5 per 15 minutes"
+    # codes one browser (or one IP, without a browser cookie) may ask for one address
+    email_start_per_address_browser: str = "5 per 15 minutes"
+    # all browsers that never signed in to the address, together: bounds the mail a stranger
+    # can send it; the owner's known browsers are not held to it (DESIGN.md requirement 12)
+    email_start_per_address: str = "10 per hour"
     email_start_global: str = "200 per second"
     email_verify_per_ip: str = "30 per minute"
     email_verify_global: str = "500 per second"
@@ -49,6 +53,7 @@ UNLIMITED = Limits(
     link_per_ip=_NO_LIMIT,
     link_global=_NO_LIMIT,
     email_start_per_ip=_NO_LIMIT,
+    email_start_per_address_browser=_NO_LIMIT,
     email_start_per_address=_NO_LIMIT,
     email_start_global=_NO_LIMIT,
     email_verify_per_ip=_NO_LIMIT,

@@ -245,10 +245,13 @@ async def test_pending_requests_per_ip_are_capped(make_site: MakeSite) -> None:
     assert_429(await client.post(API, json={}))
 
 
-async def test_email_start_is_limited_per_ip_and_per_address(make_site: MakeSite) -> None:
+async def test_email_start_is_limited_per_ip_per_browser_and_per_address(
+    make_site: MakeSite,
+) -> None:
     site = await make_site()
     per_ip = amount(rules(site).email_start_per_ip)
-    per_address = amount(rules(site).email_start_per_address)
+    per_browser = amount(rules(site).email_start_per_address_browser)
+    ceiling = amount(rules(site).email_start_per_address)
     client = site.client(ip="192.0.2.40")
 
     for i in range(per_ip):
@@ -257,15 +260,22 @@ async def test_email_start_is_limited_per_ip_and_per_address(make_site: MakeSite
     assert_429(await client.post(START, json={"email": "one-more@example.com"}))
     assert len(site.outbox) == per_ip  # the refused one sent nothing
 
-    # per address: from many IPs, one address gets only its own allowance of mails
-    for i in range(per_address):
-        response = await site.client(ip=f"192.0.2.{100 + i}").post(
-            START, json={"email": "target@example.com"}
-        )
+    # per address and browser: one browser gets only its own allowance of mails
+    browser = site.client(ip="192.0.2.41")
+    assert (await browser.get("/signin")).status_code == 200  # it has its browser cookie
+    for i in range(per_browser):
+        response = await browser.post(START, json={"email": "target@example.com"})
         assert response.status_code == 202, (i, response.text)
-    refused = await site.client(ip="192.0.2.99").post(START, json={"email": "TARGET@example.com"})
+    assert_429(await browser.post(START, json={"email": "TARGET@example.com"}))
+
+    # per address: browsers that never signed in there share the address's ceiling
+    for i in range(ceiling - per_browser):
+        other = site.client(ip=f"192.0.2.{100 + i}")
+        response = await other.post(START, json={"email": "target@example.com"})
+        assert response.status_code == 202, (i, response.text)
+    refused = await site.client(ip="192.0.2.99").post(START, json={"email": "target@example.com"})
     assert_429(refused)
-    assert len([m for m in site.outbox if m.to == "target@example.com"]) == per_address
+    assert len([m for m in site.outbox if m.to == "target@example.com"]) == ceiling
 
 
 async def test_email_verify_is_limited_per_ip(make_site: MakeSite) -> None:

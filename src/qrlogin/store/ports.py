@@ -88,10 +88,16 @@ class UserStore(Protocol):
     async def ensure_user(self, new_user: User) -> User: ...
 
     async def record_code_failure(
-        self, user_id: str, now: float, threshold: int, audit: AuditEntry | None
+        self,
+        user_id: str,
+        now: float,
+        threshold: int,
+        audit: AuditEntry | None,
+        *,
+        kind: str = "user_code",
     ) -> User | None: ...
 
-    async def reset_code_failures(self, user_id: str) -> None: ...
+    async def reset_code_failures(self, user_id: str, *, kind: str = "user_code") -> None: ...
 
 
 class AuditStore(Protocol):
@@ -108,8 +114,12 @@ class AccountStore(UserStore, AuditStore, Protocol):
     async def insert_email_login(self, login: EmailLogin) -> None: ...
 
     async def latest_email_login(
-        self, email: str, now: float, limit: int
+        self, email: str, browser_hash: str | None, ip: str, now: float, limit: int
     ) -> EmailLogin | None: ...
+
+    async def remember_browser(self, email: str, browser_hash: str, now: float) -> None: ...
+
+    async def browser_is_known(self, email: str, browser_hash: str, since: float) -> bool: ...
 
     async def email_login_by_link(
         self, link_hash: str, now: float, limit: int

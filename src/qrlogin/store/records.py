@@ -38,8 +38,10 @@ class User(_Record):
     email: str
     display_name: str
     created_at: float
-    failed_code_streak: int = 0
+    failed_code_streak: int = 0  # consecutive wrong user codes (typed by its own sessions)
     locked_at: float | None = None
+    email_code_streak: int = 0  # consecutive wrong email codes (typed by anyone)
+    email_locked_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,18 @@ def _browser(request: Request) -> bool:
     response_model=Accepted,
     responses={400: {"model": ErrorBody}},
 )
-async def email_start(body: EmailStart, request: Request) -> dict[str, str]:
-    """Send a 6-digit code and a link. Always 202, whether or not the account exists."""
+async def email_start(body: EmailStart, request: Request, response: Response) -> dict[str, str]:
+    """Send a 6-digit code and a link. Always 202, whether or not the account exists. The
+    code works only where it was asked for: in the browser whose ``qrl_browser`` cookie came
+    with this call, or, without one, from this IP. A caller without the cookie gets it."""
     svc = deps.services(request)
-    browser_token = request.cookies.get(deps.cookie_names(request).browser)
     await svc.email_logins.start(
-        body.email, deps.device_of(request), browser_token, safe_redirect_path(body.next)
+        body.email,
+        deps.device_of(request),
+        deps.browser_token(request),
+        safe_redirect_path(body.next),
     )
+    deps.ensure_browser_cookie(request, response)
     return {"status": "sent", "message": "If the address can receive mail, a code is on its way."}
 
 
@@ -41,7 +46,11 @@ async def email_verify(body: EmailVerify, request: Request) -> Response:
     svc = deps.services(request)
     browser = _browser(request)
     issued = await svc.email_logins.verify_code(
-        body.email, body.code, deps.device_of(request), api=not browser
+        body.email,
+        body.code,
+        deps.device_of(request),
+        deps.browser_token(request),
+        api=not browser,
     )
     return session_response(issued, svc.clock.now())
 

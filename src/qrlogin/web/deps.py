@@ -44,6 +44,21 @@ def set_cookie(
     )
 
 
+def browser_token(request: Request) -> str | None:
+    """The browser-binding cookie the caller sent, if any."""
+    return request.cookies.get(cookie_names(request).browser)
+
+
+def ensure_browser_cookie(request: Request, response: Response) -> None:
+    """Give a caller without one the browser-binding cookie. Email codes are bound to it, and
+    a browser that signs in to an address becomes known to it (DESIGN.md requirement 12), so
+    the cookie lives as long as that memory."""
+    if browser_token(request) is None:
+        lifetime = int(services(request).policy.known_browser_lifetime)
+        name = cookie_names(request).browser
+        set_cookie(request, response, name, security.new_csrf_cookie(), max_age=lifetime)
+
+
 def clear_cookie(request: Request, response: Response, name: str) -> None:
     # keeps Secure: browsers ignore a __Host- cookie's deletion without it
     https = services(request).settings.https

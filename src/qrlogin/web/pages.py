@@ -75,8 +75,7 @@ def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> H
     )
     if new_cookie:
         deps.set_cookie(request, response, names.csrf, csrf_cookie, max_age=None, samesite="strict")
-    if names.browser not in request.cookies:
-        deps.set_cookie(request, response, names.browser, new_csrf_cookie(), max_age=86400)
+    deps.ensure_browser_cookie(request, response)
     return response
 
 
@@ -259,7 +258,10 @@ async def signin_code(request: Request) -> Response:
     email = form.get("email", "")
     try:
         issued = await svc.email_logins.verify_code(
-            email, form.get("code", ""), deps.device_of(request)
+            email,
+            form.get("code", ""),
+            deps.device_of(request),
+            deps.browser_token(request),
         )
     except QrLoginError as exc:
         return render(
