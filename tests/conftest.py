@@ -6,6 +6,8 @@ Fixtures
 smtp_sink                  real SMTP server on 127.0.0.1 collecting mail (support.SmtpSink)
 live_server(**overrides)   factory: real uvicorn running qrlogin's app in a thread
 pg_url                     a fresh, empty PostgreSQL database (dropped afterwards)
+pg_schemas                 session-wide: new PostgreSQL schemas at the migrations' head, each
+                           reached by its own role (pg_support.PgSchemas; web sites, stores)
 browser                    session-wide headless Debian Chromium (sync Playwright)
 make_context(kind, **kw)   factory for extra browser contexts ("desktop" / "phone")
 desktop, phone             one new browser context each
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pg_support import PgSchemas
 from support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -154,6 +157,22 @@ def pg_url() -> Iterator[str]:
         yield re.sub(r"/[^/?]*(\?|$)", f"/{name}\\1", admin, count=1)
     finally:
         execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_schemas() -> Iterator[PgSchemas]:
+    """The template schema, migrated once for the whole session (on first use)."""
+    schemas = PgSchemas()
+    with no_running_loop():
+        try:
+            asyncio.run(schemas.build())
+        except OSError as exc:
+            pytest.fail(f"PostgreSQL is not reachable ({exc}); is it running?")
+    try:
+        yield schemas
+    finally:
+        with no_running_loop():
+            asyncio.run(schemas.close())
 
 
 # --------------------------------------------------------------------------- browser
