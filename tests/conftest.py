@@ -211,6 +211,30 @@ def _uses_browser(item: pytest.Item) -> bool:
     return "_playwright" in getattr(item, "fixturenames", ())
 
 
+# What puts a test on a server: a fixture that reaches one, or a parameter naming one
+# (the web ``backend``, the store contract's ``store``, the buses' ``kind``, ...).
+SERVER_FIXTURES = frozenset({"pg_url", "pg_schemas", "redis_server", "redis_buses", "pg_buses"})
+SERVER_PARAMS = frozenset({"pg-redis", "pg-notify", "postgresql", "postgres", "redis"})
+
+
+def _uses_servers(item: pytest.Item) -> bool:
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(v, str) and v in SERVER_PARAMS for v in params)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Markers set from what a test uses, so ``scripts/test --fast`` also leaves out new tests
+    # that nobody marked: ``browser`` drives Chromium, ``servers`` needs PostgreSQL or Redis.
+    for item in items:
+        if _uses_browser(item):
+            item.add_marker(pytest.mark.browser)
+        if _uses_servers(item):
+            item.add_marker(pytest.mark.servers)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
     # Sync Playwright leaves its loop set as the thread's running loop between

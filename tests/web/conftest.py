@@ -3,8 +3,9 @@ with its lifespan entered by hand, so migrations run and nothing listens on a po
 
 Fixtures
 --------
-backend                 parametrized "sqlite" | "pg-redis" | "pg-notify": every test that makes
-                        a site runs on each (web_support.BACKENDS); the test id names it
+backend                 "sqlite"; or, for a test or module marked ``@pytest.mark.backends``, each
+                        of "sqlite" | "pg-redis" | "pg-notify" (web_support.BACKENDS); the test
+                        id names it (see ``pytest_generate_tests``)
 make_site(**settings)   async factory: a running app with its own data dir (see ``Site``)
 site                    one running app: confirm="code", dev=True, a FrozenClock
 requester_kind          parametrized "api" | "browser" (STYLE.md: one API, two kinds of client)
@@ -50,7 +51,17 @@ from qrlogin.web.app import create_app
 MakeSite = Callable[..., Awaitable[Site]]
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Test lanes: a test that makes a site runs on SQLite only, unless it (or its module) is
+    marked ``@pytest.mark.backends``, for behaviour that differs by backend (events across a
+    bus, rate-limit counters in Redis, transactions and races on PostgreSQL, database errors).
+    The id keeps the backend's name either way (``[sqlite]``)."""
+    if "backend" in metafunc.fixturenames:
+        on_matrix = metafunc.definition.get_closest_marker("backends") is not None
+        metafunc.parametrize("backend", BACKENDS if on_matrix else BACKENDS[:1], indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name

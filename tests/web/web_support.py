@@ -32,7 +32,8 @@ SAFARI_ON_IPHONE = (
 )
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
-# The backends the whole in-process suite runs on (a test id shows which, e.g. ``[pg-redis]``)
+# The backends a test marked ``backends`` runs on (the rest run on the first; conftest.py);
+# a test id shows which, e.g. ``[pg-redis]``
 BACKENDS = ("sqlite", "pg-redis", "pg-notify")
 REDIS_URL = os.environ.get("QRLOGIN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
