@@ -6,6 +6,8 @@ Fixtures
 smtp_sink                  real SMTP server on 127.0.0.1 collecting mail (support.SmtpSink)
 live_server(**overrides)   factory: real uvicorn running qrlogin's app in a thread
 pg_url                     a fresh, empty PostgreSQL database (dropped afterwards)
+pg_schemas                 session-wide: new PostgreSQL schemas at the migrations' head, each
+                           reached by its own role (pg_support.PgSchemas; web sites, stores)
 browser                    session-wide headless Debian Chromium (sync Playwright)
 make_context(kind, **kw)   factory for extra browser contexts ("desktop" / "phone")
 desktop, phone             one new browser context each
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pg_support import PgSchemas
 from support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -156,6 +159,22 @@ def pg_url() -> Iterator[str]:
         execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_schemas() -> Iterator[PgSchemas]:
+    """The template schema, migrated once for the whole session (on first use)."""
+    schemas = PgSchemas()
+    with no_running_loop():
+        try:
+            asyncio.run(schemas.build())
+        except OSError as exc:
+            pytest.fail(f"PostgreSQL is not reachable ({exc}); is it running?")
+    try:
+        yield schemas
+    finally:
+        with no_running_loop():
+            asyncio.run(schemas.close())
+
+
 # --------------------------------------------------------------------------- browser
 
 DESKTOP_UA = (
@@ -190,6 +209,30 @@ _playwright_loop: list[asyncio.AbstractEventLoop] = []
 
 def _uses_browser(item: pytest.Item) -> bool:
     return "_playwright" in getattr(item, "fixturenames", ())
+
+
+# What puts a test on a server: a fixture that reaches one, or a parameter naming one
+# (the web ``backend``, the store contract's ``store``, the buses' ``kind``, ...).
+SERVER_FIXTURES = frozenset({"pg_url", "pg_schemas", "redis_server", "redis_buses", "pg_buses"})
+SERVER_PARAMS = frozenset({"pg-redis", "pg-notify", "postgresql", "postgres", "redis"})
+
+
+def _uses_servers(item: pytest.Item) -> bool:
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(v, str) and v in SERVER_PARAMS for v in params)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Markers set from what a test uses, so ``scripts/test --fast`` also leaves out new tests
+    # that nobody marked: ``browser`` drives Chromium, ``servers`` needs PostgreSQL or Redis.
+    for item in items:
+        if _uses_browser(item):
+            item.add_marker(pytest.mark.browser)
+        if _uses_servers(item):
+            item.add_marker(pytest.mark.servers)
 
 
 @pytest.hookimpl(wrapper=True)

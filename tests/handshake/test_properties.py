@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -479,6 +480,8 @@ class HandshakeMachine(RuleBasedStateMachine):
             assert row.approved_at is not None
 
 
+# slow: each state machine runs 40 examples of 20 steps on a real SQLite (10-15 s here)
+pytestmark = pytest.mark.slow
 FAST = settings(max_examples=40, stateful_step_count=20, deadline=None)
 
 

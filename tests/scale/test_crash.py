@@ -44,6 +44,10 @@ GROUPS = {  # how many requests are in each state when instance A is killed
 TOTAL = sum(GROUPS.values())
 
 
+# slow: two real servers, 200 requests carried through a kill -9 (~95 s here)
+pytestmark = pytest.mark.slow
+
+
 @dataclass
 class Req:
     id: str

@@ -3,8 +3,9 @@ with its lifespan entered by hand, so migrations run and nothing listens on a po
 
 Fixtures
 --------
-backend                 parametrized "sqlite" | "pg-redis" | "pg-notify": every test that makes
-                        a site runs on each (web_support.BACKENDS); the test id names it
+backend                 "sqlite"; or, for a test or module marked ``@pytest.mark.backends``, each
+                        of "sqlite" | "pg-redis" | "pg-notify" (web_support.BACKENDS); the test
+                        id names it (see ``pytest_generate_tests``)
 make_site(**settings)   async factory: a running app with its own data dir (see ``Site``)
 site                    one running app: confirm="code", dev=True, a FrozenClock
 requester_kind          parametrized "api" | "browser" (STYLE.md: one API, two kinds of client)
@@ -12,7 +13,8 @@ requester_kind          parametrized "api" | "browser" (STYLE.md: one API, two k
 Backends: ``sqlite`` is SQLite with in-process events and rate limits; ``pg-redis`` is
 PostgreSQL with Redis pub/sub events and Redis rate-limit counters; ``pg-notify`` is
 PostgreSQL with LISTEN/NOTIFY events and in-process rate limits. Each PostgreSQL site gets a
-schema of its own (a copy of a template migrated once per session, see ``PgSchemas``), and
+schema of its own (a copy of a template migrated once per session: ``pg_schemas`` in
+tests/conftest.py, ``PgSchemas`` in tests/pg_support.py), and
 each site a random ``QRLOGIN_REDIS_PREFIX`` (Redis keys, NOTIFY channel), all removed after.
 Servers: $QRLOGIN_TEST_PG and $QRLOGIN_TEST_REDIS (default: the local ones).
 
@@ -26,7 +28,7 @@ import asyncio
 import contextlib
 import io
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,42 +37,34 @@ from web_support import (
     BACKENDS,
     PUBLIC_URL,
     REQUESTER_KINDS,
-    PgSchemas,
     Site,
     backend_settings,
     drop_redis_keys,
-    pg_url_as,
 )
 
+from pg_support import PgSchemas, pg_url_as
 from qrlogin.config import Settings
 from qrlogin.core.clock import FrozenClock
 from qrlogin.core.policy import Policy
 from qrlogin.web.app import create_app
-from support import no_running_loop
 
 MakeSite = Callable[..., Awaitable[Site]]
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Test lanes: a test that makes a site runs on SQLite only, unless it (or its module) is
+    marked ``@pytest.mark.backends``, for behaviour that differs by backend (events across a
+    bus, rate-limit counters in Redis, transactions and races on PostgreSQL, database errors).
+    The id keeps the backend's name either way (``[sqlite]``)."""
+    if "backend" in metafunc.fixturenames:
+        on_matrix = metafunc.definition.get_closest_marker("backends") is not None
+        metafunc.parametrize("backend", BACKENDS if on_matrix else BACKENDS[:1], indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
-
-
-@pytest.fixture(scope="session")
-def pg_schemas() -> Iterator[PgSchemas]:
-    """The template schema, migrated once for the whole session (on first use)."""
-    schemas = PgSchemas()
-    with no_running_loop():
-        try:
-            asyncio.run(schemas.build())
-        except OSError as exc:
-            pytest.fail(f"PostgreSQL is not reachable ({exc}); is it running?")
-    try:
-        yield schemas
-    finally:
-        with no_running_loop():
-            asyncio.run(schemas.close())
 
 
 @pytest.fixture

@@ -225,6 +225,8 @@ async def test_long_poll_on_a_finished_request_answers_at_once(site: Site) -> No
     assert response.json()["status"] == "cancelled"
 
 
+# every backend: the change reaches the waiting poll through the event bus
+@pytest.mark.backends
 async def test_long_poll_returns_as_soon_as_the_version_changes(
     site: Site, requester_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,6 +245,8 @@ async def test_long_poll_returns_as_soon_as_the_version_changes(
     assert response.json()["version"] == 2
 
 
+# every backend: the poll subscribes on the event bus and must end its subscription
+@pytest.mark.backends
 async def test_long_poll_without_a_change_ends_with_the_unchanged_state(
     make_site, requester_kind: str
 ) -> None:
@@ -282,6 +286,8 @@ async def test_events_of_a_finished_request_send_the_state_once_and_end(
     assert [e["status"] for e in _events(response.text)] == ["cancelled"]
 
 
+# every backend: each change reaches the stream through the event bus
+@pytest.mark.backends
 async def test_events_carry_every_change_until_the_request_ends(
     site: Site, requester_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -351,6 +351,8 @@ async def test_a_handle_is_refused_once_its_rotation_and_grace_are_over_even_unp
 # -- an approval is only as good as the approver's session (issue 11, item 2) ----------------
 
 
+# every backend (requirement 11): the withdrawal races the exchange's conditional update
+@pytest.mark.backends
 async def test_approval_is_withdrawn_by_deny_until_the_exchange(
     site: Site, approver: Approver
 ) -> None:
@@ -365,6 +367,8 @@ async def test_approval_is_withdrawn_by_deny_until_the_exchange(
     assert error_of(await requester.exchange(code)) == (403, "access_denied")
 
 
+# every backend (requirement 11): revoking a session denies its claimed requests in one transaction
+@pytest.mark.backends
 async def test_signing_the_approver_out_refuses_its_approval(
     site: Site, approver: Approver
 ) -> None:
@@ -382,6 +386,8 @@ async def test_signing_the_approver_out_refuses_its_approval(
     assert "signed out" in refused.json()["message"]
 
 
+# every backend (requirement 11): as above, revoked from another device
+@pytest.mark.backends
 async def test_revoking_the_approver_from_another_device_refuses_its_approval(
     site: Site, approver: Approver
 ) -> None:

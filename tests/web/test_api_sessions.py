@@ -8,10 +8,15 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from web_support import BROWSER, CHROME_ON_WINDOWS, SAFARI_ON_IPHONE, Approver, Site
 
 from qrlogin.core.policy import Policy
 from qrlogin.store.tables import audit_events, refresh_tokens
+
+# On every backend: refresh rotation (a row lock on PostgreSQL), fifty racing refreshes, revocation
+# and the one-audit-row-per-event promise are transactions, which SQLite and PostgreSQL run apart.
+pytestmark = pytest.mark.backends
 
 SMART_TV = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0"
 

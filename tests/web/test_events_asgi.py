@@ -25,6 +25,10 @@ from qrlogin.logs import JsonFormatter
 from qrlogin.store.engine import make_engine
 from support import LiveServer, free_port
 
+# On every backend: the stream waits on the event bus (in-process, Redis pub/sub, LISTEN/NOTIFY)
+# and must end cleanly when the database (SQLite or PostgreSQL) fails under it.
+pytestmark = pytest.mark.backends
+
 UNKNOWN_ID = "lr_AAAAAAAAAAAAAAAAAAAAAA"
 SECURITY = {
     "content-security-policy",

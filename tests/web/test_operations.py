@@ -20,6 +20,9 @@ from qrlogin.store.engine import make_engine
 from scale.scale_support import RedisServer, SseReader, metric_value
 from support import LiveServer, free_port
 
+# On every backend: readiness and metrics report each backend's own database and bus.
+pytestmark = pytest.mark.backends
+
 READY = {"status": "ready", "database": "ok", "bus": "ok"}
 
 

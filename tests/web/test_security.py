@@ -273,6 +273,8 @@ async def test_5_replayed_exchange_is_refused(site: Site, requester_kind: str) -
     assert await site.count(sessions) == 2
 
 
+# every backend: a race on the conditional update, which PostgreSQL runs concurrently
+@pytest.mark.backends
 async def test_5_racing_exchanges_have_exactly_one_winner(site: Site) -> None:
     requester = await site.new_requester("api")
     code = await site.approved(requester, await site.sign_in())
@@ -325,6 +327,8 @@ async def test_5_every_call_after_consumed_fails(site: Site) -> None:
 # -- 7. a database dump holds nothing usable -------------------------------------------------
 
 
+# every backend: the dump is the SQLite files on one, every PostgreSQL row on the others
+@pytest.mark.backends
 async def test_7_the_database_file_holds_no_secret_token_handle_or_code(site: Site) -> None:
     secrets_seen: dict[str, str] = {}
 
@@ -444,6 +448,8 @@ async def _racing_link_posts(
     )
 
 
+# every backend: a race on consuming the link, which PostgreSQL runs concurrently
+@pytest.mark.backends
 async def test_8_racing_posts_of_a_magic_link_start_exactly_one_session(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,6 +461,8 @@ async def test_8_racing_posts_of_a_magic_link_start_exactly_one_session(
     assert len(with_session) == 1
 
 
+# every backend: as above
+@pytest.mark.backends
 async def test_8_the_losers_of_a_magic_link_race_are_told_it_was_used(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
