@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from limits import parse
 from sqlalchemy import func, select
 from web_support import Approver, Site, code_in
@@ -23,6 +24,11 @@ from qrlogin.store.records import User
 from qrlogin.store.tables import known_browsers
 
 MakeSite = Callable[..., Awaitable[Site]]
+
+# On every backend: the budgets live in Redis (pg-redis) or in process, and the known-browser
+# and streak writes race on the database's conditional updates.
+pytestmark = pytest.mark.backends
+
 START = "/api/v1/auth/email/start"
 VERIFY = "/api/v1/auth/email/verify"
 LINK = "/api/v1/link"
