@@ -112,8 +112,9 @@ def mark_page(page: Page) -> None:
     page.evaluate(
         """() => {
           window.__marker = 1;
-          const done = document.getElementById("state-done");
-          const confirm = document.getElementById("state-confirm");
+          const widget = document.querySelector("qr-login").shadowRoot;
+          const done = widget.getElementById("state-done");
+          const confirm = widget.getElementById("state-confirm");
           const record = () => {
             if (!done.hidden && sessionStorage.getItem("marker-at-done") === null) {
               sessionStorage.setItem("marker-at-done", String(window.__marker));

@@ -53,8 +53,8 @@ async def test_login_page_renders_and_gives_the_browser_its_cookies(site: Site) 
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert 'id="qr"' in response.text
-    assert '<script src="/static/login.js"' in response.text
+    assert "<qr-login" in response.text
+    assert '<script type="module" src="/static/qrlogin.js"' in response.text
     assert {"qrl_csrf", "qrl_browser"} <= set(set_cookies(response))
 
 

@@ -201,7 +201,10 @@ class RequesterFlows(LoginRequestsBase):
             refusal = exchange_refusal(Status.DENIED, new.reason)
             assert refusal is not None
             raise refusal
-        raise InvalidCode("That confirm code is not right. Check the code on your other device.")
+        raise InvalidCode(
+            "That confirm code is not right. Check the code on your other device.",
+            attempts_left=max(0, self.policy.confirm_attempts - new.confirm_attempts),
+        )
 
     async def expire_due(self) -> int:
         """Record the expiry of requests past their lifetime, and tell their listeners."""
