@@ -28,7 +28,8 @@ HEADERS = {
         "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     ),
-    "referrer-policy": "no-referrer",
+    # not no-referrer: browsers then send "Origin: null" with our own forms (see same_origin)
+    "referrer-policy": "same-origin",
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }
