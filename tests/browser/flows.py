@@ -154,6 +154,8 @@ def approve_and_read_confirm_code(phone_page: Page) -> str:
     phone_page.locator("#approve").click()
     shown = phone_page.locator("#confirm-code")
     expect(shown).to_have_text(re.compile(r"^\s*\d{3} \d{3}\s*$"), timeout=WAIT_MS)
+    # the text can be there before the page's stylesheet (a busy machine): measure after load
+    phone_page.wait_for_load_state("load")
     size = float(shown.evaluate("el => parseFloat(getComputedStyle(el).fontSize)"))
     assert size >= 32, f"the confirm code is not in large type ({size}px)"
     return re.sub(r"\D", "", shown.inner_text())

@@ -164,7 +164,7 @@ def test_five_wrong_confirm_codes_burn_the_request_and_the_desktop_says_why(
     expect(denied).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#denied-text")).to_contain_text(re.compile("too many wrong", re.I))
     # plain words: nobody denied anything, the code was blocked
-    expect(denied.get_by_role("heading")).to_have_text("Too many wrong codes")
+    expect(denied.get_by_role("heading")).to_have_text("Sign-in blocked")
     expect(page.locator("#denied-text")).to_contain_text(
         "Too many wrong codes — this QR code was blocked to protect you. Get a new code"
     )

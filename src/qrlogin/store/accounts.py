@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import ColumnElement, and_, bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, EmailLogin, User
-from qrlogin.store.tables import email_logins, users
+from qrlogin.store.records import AuditEntry, EmailLogin, NewSessionRows, User
+from qrlogin.store.tables import email_logins, refresh_tokens, sessions, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
@@ -165,12 +163,12 @@ class SqlAccounts(SqlBase):
         login_id: str,
         now: float,
         limit: int,
-        new_user: Callable[[str], User],
+        rows: NewSessionRows,
         *,
         picked_up: bool = False,
-    ) -> User | None:
-        """Consume the email login and find or create its user, in one transaction, or do
-        nothing (``None``: used, expired or lost to a concurrent call)."""
+    ) -> bool:
+        """Consume the email login and write its new session's rows, in one transaction, or
+        do nothing (``False``: used, expired or lost to a concurrent call)."""
         c = email_logins.c
         if picked_up:  # the asking browser collects a link confirmed on another device
             where = and_(
@@ -184,5 +182,9 @@ class SqlAccounts(SqlBase):
         async with self._write() as conn:
             row = await self._update(conn, email_logins, where, {"consumed_at": now})
             if row is None:
-                return None
-            return await self._ensure_user(conn, new_user(str(row["email"])))
+                return False
+            await conn.execute(insert_into(sessions), rows.session.to_row())
+            if rows.refresh is not None:
+                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+            await self._audit(conn, [rows.audit])
+        return True

@@ -15,8 +15,8 @@ from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.ports import AuditFor
-from qrlogin.store.records import AuditEntry, LoginRequest
-from qrlogin.store.tables import login_requests
+from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
+from qrlogin.store.tables import login_requests, refresh_tokens, sessions
 
 _LR = login_requests.c
 
@@ -166,6 +166,28 @@ class SqlLoginRequests(SqlBase):
             rec = await self._transition(conn, request_id, action, now, values or {}, expect)
             if rec is not None and audit is not None:
                 await self._audit(conn, [audit(rec)])
+        return rec
+
+    @shielded
+    async def exchange(
+        self,
+        request_id: str,
+        now: float,
+        values: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        audit: AuditFor,
+        rows: NewSessionRows,
+    ) -> LoginRequest | None:
+        """approved → consumed and the new session's rows, in one transaction, or nothing at
+        all: a crash cannot leave a consumed request without its session."""
+        async with self._write() as conn:
+            rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
+            if rec is None:
+                return None
+            await conn.execute(insert_into(sessions), rows.session.to_row())
+            if rows.refresh is not None:
+                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+            await self._audit(conn, [audit(rec), rows.audit])
         return rec
 
     @shielded

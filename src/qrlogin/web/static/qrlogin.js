@@ -92,11 +92,21 @@ function ending(state) {
   }
   if (state.reason === "too_many_attempts") {
     return [
-      "Too many wrong codes",
+      "Sign-in blocked",
       "Too many wrong codes — this QR code was blocked to protect you. Get a new code to start again.",
     ];
   }
   return ["Sign-in denied", "The request was denied on your phone."];
+}
+
+// Only web addresses become links: never a javascript: or data: URL, whoever supplied it.
+function webHref(url) {
+  try {
+    const parsed = new URL(url, document.baseURI);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "#";
+  } catch (e) {
+    return "#";
+  }
 }
 
 function plural(n, one, many) {
@@ -114,6 +124,7 @@ export class QrLogin extends HTMLElement {
   #generation = 0;       // bumps per login request, so replies for an old one are dropped
   #ended = false;        // qrlogin:ended / signed-in fired for the current request
   #timer = null;
+  #askedFor = null;      // the qr_expires_at the widget last asked for a fresh state after
   #styled = null;        // resolves once the stylesheet loaded (or failed to)
   #onVisibility = () => {
     if (document.hidden) this.#stop();
@@ -322,7 +333,7 @@ export class QrLogin extends HTMLElement {
     box.setAttribute("aria-label", `QR code for ${encoded}`);
     const link = this.#$("qr-link");
     link.textContent = encoded;
-    link.href = encoded;
+    link.href = webHref(encoded);
     this.#shownQrUrl = encoded;
   }
 
@@ -339,9 +350,17 @@ export class QrLogin extends HTMLElement {
   #tick() {
     const current = this.#current;
     if (!current || current.status !== "pending") return;
-    const left = Math.max(0, Math.floor(current.expires_at - (Date.now() / 1000 + this.#skew)));
+    const now = Date.now() / 1000 + this.#skew;
+    const left = Math.max(0, Math.floor(current.expires_at - now));
     const text = `Expires in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
     this.#$("countdown").textContent = text;
+    // the stream brings each new QR as the handle rotates; should it be late (a proxy that
+    // holds events, a stream that cannot connect), ask once rather than show a dead code
+    const due = current.qr_expires_at;
+    if (due && now > due + 2 && this.#askedFor !== due && !document.hidden) {
+      this.#askedFor = due;
+      this.#refresh();
+    }
   }
 
   #submitConfirmCode() {
@@ -456,7 +475,8 @@ export class QrLogin extends HTMLElement {
         this.#show("waiting", changed && before ? "Waiting for your phone." : undefined);
         if (state.user_code && state.qr_url) {
           const link = this.#$("link-url");
-          link.href = link.textContent = this.#linkUrl(state.qr_url);
+          link.textContent = this.#linkUrl(state.qr_url);
+          link.href = webHref(link.textContent);
           this.#$("user-code").textContent = state.user_code;
           this.#$("user-code-line").hidden = false;
         }
