@@ -19,7 +19,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from examples.fastapi_host import HostApp, create_app
 from examples.fastapi_host.qr import COOKIE
 from examples.fastapi_host.store import HostSession
-from support import LiveServer, start_live_server
+from support import LiveServer, assert_no_axe_violations, start_live_server
 
 from .flows import (
     WAIT_MS,
@@ -130,6 +130,7 @@ def test_a_phone_signed_in_to_the_host_signs_the_desktop_in_to_the_host_by_qr(
 ) -> None:
     mobile, phone_session = phone_signed_in_to_the_host(phone, host)
     login, qr_url = open_host_login(desktop, host)
+    assert_no_axe_violations(login.page)  # the host's page with the widget on it
 
     mobile.goto(qr_url)
     expect(mobile.get_by_role("heading", name="Sign in on another device?")).to_be_visible()
