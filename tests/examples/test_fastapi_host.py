@@ -128,3 +128,51 @@ async def test_signing_out_ends_the_session_and_the_approvals_it_gave(host: Host
         assert (await phone.get("/")).headers["location"] == "/login"
         state = (await desktop.get(f"/qr/api/v1/login-requests/{created['id']}")).json()
         assert (state["status"], state["reason"]) == ("denied", "approver_signed_out")
+
+
+def test_qrlogin_keeps_its_headers_and_streams_behind_the_hosts_own_middleware(
+    tmp_path: Path,
+) -> None:
+    """Served by uvicorn with two common host middlewares around everything (a
+    ``BaseHTTPMiddleware`` and gzip): qrlogin's own CSP stays on its responses and its event
+    stream still streams, uncompressed."""
+    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+    from starlette.middleware.gzip import GZipMiddleware
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from support import start_live_server
+
+    made: list[HostApp] = []
+
+    async def tag(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers["x-host-middleware"] = "1"
+        return response
+
+    def make_app(url: str) -> tuple[object, object]:
+        host = create_app(tmp_path, url)
+        host.app.add_middleware(BaseHTTPMiddleware, dispatch=tag)
+        host.app.add_middleware(GZipMiddleware, minimum_size=10)
+        made.append(host)
+        return host.qr.settings, host.app
+
+    live = start_live_server(make_app)
+    try:
+        with httpx.Client(base_url=live.url, timeout=10) as http:
+            script = http.get("/qr/static/qrlogin.js")
+            assert script.headers["x-host-middleware"] == "1"
+            assert "frame-ancestors 'none'" in script.headers["content-security-policy"]
+            body = http.post("/qr/api/v1/login-requests").json()
+            headers = {"authorization": f"Bearer {body['secret']}", "accept-encoding": "gzip"}
+            path = f"/qr/api/v1/login-requests/{body['id']}/events"
+            with http.stream("GET", path, headers=headers) as events:
+                assert events.headers["content-type"].startswith("text/event-stream")
+                assert "content-encoding" not in events.headers
+                assert events.headers["x-host-middleware"] == "1"
+                first = next(line for line in events.iter_lines() if line.startswith("data:"))
+                assert '"status":"pending"' in first
+    finally:
+        live.stop()
+        made[0].store.close()
+    assert not live.server_errors, live.server_errors
