@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from examples.fastapi_host.qr import COOKIE, HostApprovers, HostSessions
@@ -40,6 +40,8 @@ class HostApp:
     app: FastAPI
     store: HostStore
     qr: QRLogin
+    public_url: str  # the host's origin
+    https: bool
 
 
 def safe_next(target: str | None) -> str:
@@ -122,61 +124,78 @@ def create_app(
     )
     app = FastAPI(lifespan=qr.lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount(MOUNT, qr.asgi())
+    app.include_router(router)
+    host = HostApp(app, store, qr, public_url, https)
+    app.state.host = host
+    return host
 
-    def same_origin(request: Request) -> bool:
-        # the host's own forms post only from its own pages (CSRF); browsers send Origin
-        return request.headers.get("origin") == public_url
 
-    @app.get("/")
-    async def home(request: Request) -> Response:
-        found = store.session_of(request.cookies.get(COOKIE))
-        if found is None:
-            return RedirectResponse("/login", status_code=303)
-        session, user = found
-        return home_page(user, session)
+def host_of(request: Request) -> HostApp:
+    host: HostApp = request.app.state.host
+    return host
 
-    @app.get("/login")
-    async def login_form(next: str | None = None) -> Response:
-        return login_page(safe_next(next))
 
-    @app.post("/login")
-    async def login(
-        request: Request,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        next: Annotated[str, Form()] = "/",
-    ) -> Response:
-        if not same_origin(request):
-            return page("Refused", "<p>Sign in from this site's own page.</p>", 403)
-        user = store.check_password(username, password)
-        if user is None:
-            return login_page(safe_next(next), "Wrong username or password. Try again.", 401)
-        token, _ = store.start_session(
-            user.id,
-            device_name="",
-            user_agent=request.headers.get("user-agent", ""),
-            ip=request.client.host if request.client else "",
-            signed_in_with="password",
-        )
-        response = RedirectResponse(safe_next(next), status_code=303)
-        response.set_cookie(
-            COOKIE, token, max_age=SESSION_LIFETIME, httponly=True, secure=https, samesite="lax"
-        )
-        return response
+Host = Annotated[HostApp, Depends(host_of)]
+router = APIRouter()
 
-    @app.post("/logout")
-    async def logout(request: Request) -> Response:
-        if not same_origin(request):
-            return page("Refused", "<p>Sign out from this site's own page.</p>", 403)
-        found = store.session_of(request.cookies.get(COOKIE))
-        if found is not None:
-            session, _ = found
-            store.end_session(session.id)
-            # approvals this session gave and no device has used yet end now, and the
-            # waiting device is told at once
-            await qr.session_ended(session.id)
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE, httponly=True, secure=https, samesite="lax")
-        return response
 
-    return HostApp(app, store, qr)
+def same_origin(request: Request, host: HostApp) -> bool:
+    # the host's own forms post only from its own pages (CSRF): browsers send Origin
+    return request.headers.get("origin") == host.public_url
+
+
+@router.get("/")
+async def home(request: Request, host: Host) -> Response:
+    found = host.store.session_of(request.cookies.get(COOKIE))
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    session, user = found
+    return home_page(user, session)
+
+
+@router.get("/login")
+async def login_form(next: str | None = None) -> Response:
+    return login_page(safe_next(next))
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    host: Host,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    if not same_origin(request, host):
+        return page("Refused", "<p>Sign in from this site's own page.</p>", 403)
+    user = host.store.check_password(username, password)
+    if user is None:
+        return login_page(safe_next(next), "Wrong username or password. Try again.", 401)
+    token, _ = host.store.start_session(
+        user.id,
+        device_name="",
+        user_agent=request.headers.get("user-agent", ""),
+        ip=request.client.host if request.client else "",
+        signed_in_with="password",
+    )
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE, token, max_age=SESSION_LIFETIME, httponly=True, secure=host.https, samesite="lax"
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, host: Host) -> Response:
+    if not same_origin(request, host):
+        return page("Refused", "<p>Sign out from this site's own page.</p>", 403)
+    found = host.store.session_of(request.cookies.get(COOKIE))
+    if found is not None:
+        session, _ = found
+        host.store.end_session(session.id)
+        # approvals this session gave and no device has used yet end now, and the
+        # waiting device is told at once
+        await host.qr.session_ended(session.id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, secure=host.https, samesite="lax")
+    return response
