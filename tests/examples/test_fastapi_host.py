@@ -5,6 +5,7 @@ tests/browser/test_embedded_host.py."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -176,3 +177,33 @@ def test_qrlogin_keeps_its_headers_and_streams_behind_the_hosts_own_middleware(
         live.stop()
         made[0].store.close()
     assert not live.server_errors, live.server_errors
+
+
+async def test_a_camera_less_sign_in_types_the_user_code_on_the_hosts_signed_in_phone(
+    host: HostApp,
+) -> None:
+    async with client(host) as phone, client(host) as desktop:
+        to_sign_in = await phone.get("/qr/link")
+        assert (to_sign_in.status_code, to_sign_in.headers["location"]) == (
+            303,
+            "/login?next=/qr/link",
+        )
+        await sign_in(phone)
+        form = await phone.get("/qr/link")
+        assert form.status_code == 200 and 'action="/qr/link"' in form.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        created = (
+            await desktop.post("/qr/api/v1/login-requests", headers={"qrlogin-client": "browser"})
+        ).json()
+        forged = await phone.post(
+            "/qr/link", data={"user_code": created["user_code"], "csrf": "forged"}
+        )
+        assert forged.status_code == 403  # qrlogin's own CSRF check, under the mount
+        typed = await phone.post(
+            "/qr/link", data={"user_code": created["user_code"], "csrf": csrf.group(1)}
+        )
+        assert typed.status_code == 200, typed.text
+        assert 'id="approve"' in typed.text
+        state = (await desktop.get(f"/qr/api/v1/login-requests/{created['id']}")).json()
+        assert state["status"] == "scanned"
