@@ -2,7 +2,8 @@
 
 Rules are what people do (create, scan, approve, deny, cancel, exchange with the right, a wrong
 or no confirm code, poll) and what time does (advance past rotation, grace and expiry). A small
-model predicts every reply; the invariants read the database after every step.
+model predicts every reply; the invariants read the database after every step. Each machine
+runs on both adapters of the identity ports (qrlogin's own sessions, the example host's).
 """
 
 from __future__ import annotations
@@ -43,10 +44,20 @@ from qrlogin.core.errors import (
 from qrlogin.core.machine import Status
 from qrlogin.core.tokens import derive_handle
 from qrlogin.handshake.service import Created
-from qrlogin.store.records import LoginRequest, Session
-from qrlogin.store.tables import login_requests, sessions
+from qrlogin.store.records import LoginRequest
+from qrlogin.store.tables import login_requests
 
-from .world import DESKTOP, REQUESTER_IP, SignedIn, World, issued, open_world, sign_in
+from .world import (
+    DESKTOP,
+    REQUESTER_IP,
+    IdentityKind,
+    SessionFacts,
+    SignedIn,
+    World,
+    issued,
+    open_world,
+    sign_in,
+)
 
 T = TypeVar("T")
 
@@ -103,6 +114,7 @@ class Model:
 
 class HandshakeMachine(RuleBasedStateMachine):
     confirm: ClassVar[str] = "code"
+    identity: ClassVar[IdentityKind] = "builtin"
 
     requests = Bundle("requests")
 
@@ -110,7 +122,9 @@ class HandshakeMachine(RuleBasedStateMachine):
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="qrlogin-props-"))
         self.loop = asyncio.new_event_loop()
-        self.world: World = self.run(open_world(self.tmp, confirm=self.confirm))
+        self.world: World = self.run(
+            open_world(self.tmp, confirm=self.confirm, identity=self.identity)
+        )
         self.people: dict[str, SignedIn] = {
             who: self.run(sign_in(self.world, name, ip=ip)) for who, (name, ip) in PEOPLE.items()
         }
@@ -422,15 +436,14 @@ class HandshakeMachine(RuleBasedStateMachine):
 
     # -- invariants ------------------------------------------------------------------------------
 
-    def snapshot(self) -> tuple[dict[str, LoginRequest], list[Session]]:
-        """Every login request and session row, read in one go."""
+    def snapshot(self) -> tuple[dict[str, LoginRequest], list[SessionFacts]]:
+        """Every login request and session row (the identity adapter's own), read in one go."""
 
-        async def read() -> tuple[dict[str, LoginRequest], list[Session]]:
+        async def read() -> tuple[dict[str, LoginRequest], list[SessionFacts]]:
             async with self.world.services.store.engine.connect() as conn:
                 reqs = (await conn.execute(select(login_requests))).mappings().all()
-                sess = (await conn.execute(select(sessions))).mappings().all()
             rows = [LoginRequest.from_mapping(r) for r in reqs]
-            return {r.id: r for r in rows}, [Session.from_mapping(r) for r in sess]
+            return {r.id: r for r in rows}, await self.world.people.sessions()
 
         return self.run(read())
 
@@ -454,11 +467,13 @@ class HandshakeMachine(RuleBasedStateMachine):
             assert m.id not in self.terminal or status is self.terminal[m.id]
         self.check_sessions(rows, session_rows)
 
-    def check_sessions(self, rows: dict[str, LoginRequest], session_rows: list[Session]) -> None:
+    def check_sessions(
+        self, rows: dict[str, LoginRequest], session_rows: list[SessionFacts]
+    ) -> None:
         """At most one session per request, only for approved requests, always of the user who
         approved from their own signed-in session, never the approver's own token."""
         approver_sessions = {p.session.id for p in self.people.values()}
-        by_request: dict[str, list[Session]] = {}
+        by_request: dict[str, list[SessionFacts]] = {}
         for s in session_rows:
             if s.id in approver_sessions:
                 continue
@@ -493,7 +508,19 @@ class ConfirmByTap(HandshakeMachine):
     confirm = "tap"
 
 
+class ConfirmByCodeOnHostSessions(HandshakeMachine):
+    confirm, identity = "code", "host"
+
+
+class ConfirmByTapOnHostSessions(HandshakeMachine):
+    confirm, identity = "tap", "host"
+
+
 TestConfirmByCode = ConfirmByCode.TestCase
 TestConfirmByCode.settings = FAST
 TestConfirmByTap = ConfirmByTap.TestCase
 TestConfirmByTap.settings = FAST
+TestConfirmByCodeOnHostSessions = ConfirmByCodeOnHostSessions.TestCase
+TestConfirmByCodeOnHostSessions.settings = FAST
+TestConfirmByTapOnHostSessions = ConfirmByTapOnHostSessions.TestCase
+TestConfirmByTapOnHostSessions.settings = FAST

@@ -25,7 +25,16 @@ from qrlogin.core.tokens import HANDLE_TAG_LEN, derive_handle, handle_tag, sha25
 from qrlogin.handshake.service import Created
 from qrlogin.identity.device import Device
 
-from .world import APPROVER_IP, DESKTOP, REQUESTER_IP, SignedIn, World, issued, sign_in
+from .world import (
+    APPROVER_IP,
+    DESKTOP,
+    REQUESTER_IP,
+    SignedIn,
+    World,
+    builtin_only,
+    issued,
+    sign_in,
+)
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -429,9 +438,7 @@ async def test_exchange_gives_the_requester_a_new_session_of_the_approver(
     assert got.session.id != alice.session.id
     assert got.session.linked_from_session_id == alice.session.id
     assert got.session.login_request_id == created.request.id
-    authenticated = await world.services.sessions.authenticate(got.token)
-    assert authenticated is not None
-    assert authenticated.user.id == alice.user.id
+    assert await world.people.user_of(got.token) == alice.user.id
     row = await world.row(created.request.id)
     assert row.status == Status.CONSUMED.value
     assert [s.id for s in await world.sessions_of_request(created.request.id)] == [got.session.id]
@@ -664,7 +671,7 @@ async def test_revoking_the_approving_session_denies_its_approval_and_tells_the_
     before = await world.row(created.request.id)
     sub = world.services.bus.subscribe(f"lr:{created.request.id}")
     try:
-        assert await world.services.sessions.revoke(alice.session, "signed_out", None)
+        await world.end_session(alice)
         await asyncio.wait_for(sub.wait(1.0), 2.0)
     finally:
         sub.close()
@@ -681,6 +688,16 @@ async def test_revoking_the_approving_session_ends_a_scanned_request_too(
     world: World, alice: SignedIn
 ) -> None:
     created, _ = await scanned_by(world, alice)
+    await world.end_session(alice)
+    assert (await world.row(created.request.id)).status == Status.DENIED.value
+
+
+@builtin_only
+async def test_revoking_every_built_in_session_of_the_approver_ends_its_requests(
+    world: World, alice: SignedIn
+) -> None:
+    """Built-in only: "sign out everywhere" of qrlogin's own sessions (revoke_all)."""
+    created, _ = await scanned_by(world, alice)
     await world.services.sessions.revoke_all(alice.user.id, "signed_out", None)
     assert (await world.row(created.request.id)).status == Status.DENIED.value
 
@@ -690,19 +707,19 @@ async def test_revoking_another_session_leaves_the_approval_alone(
 ) -> None:
     other = await sign_in(world, "Alice")  # the same person on a second phone
     created, _, code = await approved_by(world, alice)
-    await world.services.sessions.revoke(other.session, "signed_out", None)
+    await world.end_session(other)
     assert (await exchange(world, created, code)).user.id == alice.user.id
 
 
 async def test_exchange_is_refused_when_the_approving_session_ended_unannounced(
     world: World, alice: SignedIn
 ) -> None:
-    """The session ended without the revocation hook running (written straight to the store,
-    as a host app that forgot to call it would): the exchange itself asks the identity port
-    whether the approver's session is still live, and denies the request when it is not."""
+    """The session ended without qrlogin being told (the built-in session written straight to
+    the store; the host's ended without ``qr.session_ended``, as a host that forgot it would):
+    the exchange itself asks the identity port whether the approver's session is still live,
+    and denies the request when it is not."""
     created, _, code = await approved_by(world, alice)
-    now = world.clock.now()
-    assert await world.services.store.revoke_session(alice.session.id, now, "test", lambda s: None)
+    await world.end_session(alice, announce=False)
     assert (await world.row(created.request.id)).status == Status.APPROVED.value
     with pytest.raises(AccessDenied):
         await exchange(world, created, code)

@@ -1,0 +1,1 @@
+"""Example apps that use qrlogin (not part of the installed package)."""
