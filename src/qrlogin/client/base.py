@@ -4,11 +4,11 @@ settings, the HTTP client's options, and the login request's readings and QR cod
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 from typing import Any
 
 import httpx
 
-from qrlogin import __version__
 from qrlogin.client import qr
 from qrlogin.client.account import Account
 from qrlogin.client.login import LoginMachine
@@ -24,7 +24,13 @@ _SYSTEMS = {"Darwin": "Macintosh; Mac OS X", "Windows": "Windows", "Linux": "Lin
 def user_agent() -> str:
     """Names the OS the way browsers do, so the approval screen can say "Python on Linux"."""
     system = _SYSTEMS.get(platform.system(), platform.system() or "unknown")
-    return f"qrlogin/{__version__} ({system}) python-httpx/{httpx.__version__}"
+    # the installed distribution's version: importing ``qrlogin`` itself would make the
+    # import graph reach the server through its lazy attributes
+    try:
+        version = metadata.version("qrlogin")
+    except metadata.PackageNotFoundError:
+        version = "dev"
+    return f"qrlogin/{version} ({system}) python-httpx/{httpx.__version__}"
 
 
 def http_options(server_url: str) -> dict[str, Any]:

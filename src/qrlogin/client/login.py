@@ -156,22 +156,24 @@ class LoginMachine:
             return False
         parser = EventParser()
         changed = False
-        try:
-            while True:
-                line = yield ReadLine()
-                if not isinstance(line, str):
-                    return changed  # ended or broken: the caller reconnects if need be
-                event = parser.feed(line)
-                if event is None or event.event != "state":
-                    continue
-                emit = self._take(json.loads(event.data))
-                if emit is not None:
-                    changed = True
-                    yield emit
-                if self.state.status == APPROVED or self.state.final:
-                    return True
-        finally:
-            yield CloseStream()
+        while True:
+            line = yield ReadLine()
+            if not isinstance(line, str):
+                break  # ended or broken: the caller reconnects if need be
+            event = parser.feed(line)
+            if event is None or event.event != "state":
+                continue
+            emit = self._take(json.loads(event.data))
+            if emit is not None:
+                changed = True
+                yield emit
+            if self.state.status == APPROVED or self.state.final:
+                changed = True
+                break
+        # not in a ``finally``: a flow closed early must not yield; its driver closes the
+        # stream then
+        yield CloseStream()
+        return changed
 
     def _poll_once(self) -> Flow[bool]:
         """One long-poll: the server answers when the version changes or the QR rotates, or
