@@ -108,7 +108,7 @@ class Pty:
         for x in range(self.screen.columns):
             cell = row[x]
             if cell.bg != "white":
-                break
+                break  # the QR ends here (text may follow beside it)
             assert cell.fg == "black" and cell.data in "▀▄█ ", (x, y, cell)
             chars.append(cell.data)
         return "".join(chars)
@@ -118,9 +118,9 @@ class Pty:
 def spawn(env: dict[str, str]) -> Iterator[Callable[..., Pty]]:
     made: list[Pty] = []
 
-    def start(*args: str) -> Pty:
-        child = pexpect.spawn(QRLOGIN, list(args), env=env, dimensions=(ROWS, COLUMNS))
-        screen = pyte.Screen(COLUMNS, ROWS)
+    def start(*args: str, rows: int = ROWS) -> Pty:
+        child = pexpect.spawn(QRLOGIN, list(args), env=env, dimensions=(rows, COLUMNS))
+        screen = pyte.Screen(COLUMNS, rows)
         pty = Pty(child, screen, pyte.ByteStream(screen))
         made.append(pty)
         return pty
@@ -182,6 +182,20 @@ def test_login_in_a_terminal_scans_confirms_and_signs_in(
     assert again.returncode == 1
     assert "Not signed in" in again.stderr and "qrlogin login" in again.stderr
     phone.close()
+
+
+def test_on_an_80x24_terminal_the_code_to_type_goes_beside_the_qr(
+    live_server: Callable[..., LiveServer], spawn: Callable[..., Pty]
+) -> None:
+    server = live_server()
+    pty = spawn("login", "--server", server.url, rows=24)
+    screen = pty.wait_for("Waiting for a scan")
+    (url,) = decode_qr(pty.qr_image()[0])
+    assert url.startswith(f"{server.url}/q/")
+    assert f"open {server.url}/link" in screen and "and type the code" in screen
+    assert pty.screen.buffer[0][0].bg == "white"  # nothing scrolled off the top
+    pty.child.sendintr()
+    assert pty.finish() == 130
 
 
 def test_the_qr_is_redrawn_in_place_when_it_rotates(

@@ -138,21 +138,32 @@ class Terminal(Screen):
         self.update(flow.state)
 
     def update(self, state: LoginState) -> None:
-        assert self.flow is not None, "started() comes first"
         lines: list[str] = []
         if state.qr_url is not None:
-            qr = self.flow.qr_text()
-            columns = shutil.get_terminal_size().columns
-            if self._visible(qr[0]) <= columns:
-                lines += qr
-            else:
-                lines.append(f"(The terminal is too narrow for the QR code; open {state.qr_url})")
-            lines.append("")
-            lines.append(f"No camera? On a signed-in device open {self.flow.link_url}")
-            lines.append(f"and type the code  {state.user_code}")
-            lines.append("")
+            lines += self._code_block(state)
         lines.append(status_line(state))
         self.write(HOME_AND_CLEAR + "".join(line + CLEAR_LINE + "\n" for line in lines))
+
+    def _code_block(self, state: LoginState) -> list[str]:
+        """The QR with the camera-less way under it, or beside it where the terminal is too
+        short for both (an 80x24 terminal: 21 rows of QR leave no room below)."""
+        assert self.flow is not None, "started() comes first"
+        size = shutil.get_terminal_size()
+        qr = self.flow.qr_text()
+        info = [
+            "No camera? On a signed-in device",
+            f"open {self.flow.link_url}",
+            f"and type the code  {state.user_code}",
+        ]
+        qr_width = self._visible(qr[0])
+        if qr_width > size.columns:
+            return [f"(The terminal is too narrow for the QR code; open {state.qr_url})", *info]
+        if len(qr) + len(info) + 3 <= size.lines or qr_width + 2 + max(map(len, info)) > (
+            size.columns
+        ):
+            return [*qr, "", *info, ""]
+        beside = ["", *info]
+        return [row + ("  " + beside[i] if i < len(beside) else "") for i, row in enumerate(qr)]
 
     @staticmethod
     def _visible(line: str) -> int:
