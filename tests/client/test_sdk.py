@@ -262,3 +262,12 @@ def test_importing_the_sdk_loads_no_server_code() -> None:
     ).stdout
     names = eval(loaded)  # a list literal printed just above
     assert all(n == "qrlogin" or n.startswith(("qrlogin.client", "qrlogin.core")) for n in names)
+
+
+def test_the_desktop_example_in_docs_client_md_compiles() -> None:
+    from support import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "client.md").read_text(encoding="utf-8")
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(example.strip().splitlines()) <= 17
+    compile(example, "docs/client.md", "exec")
