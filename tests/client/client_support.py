@@ -174,8 +174,10 @@ class Side:
         self.clients: list[Any] = []
 
     def client(self, url: str) -> Any:
-        made = Client(url, store=self.store) if self.kind == "sync" else AsyncClient(
-            url, store=self.store
+        made = (
+            Client(url, store=self.store)
+            if self.kind == "sync"
+            else AsyncClient(url, store=self.store)
         )
         self.clients.append(made)
         return made

@@ -84,11 +84,7 @@ class Pty:
         """The half-block QR on the screen as a PNG (6 px a module), and its width in
         columns. Every QR cell must be black on white: that is what makes it scan on any
         theme."""
-        cells = [
-            row
-            for y in range(self.screen.lines)
-            if (row := self._qr_cells(y))
-        ]
+        cells = [row for y in range(self.screen.lines) if (row := self._qr_cells(y))]
         assert cells, f"no QR on the screen:\n{self.text()}"
         width = len(cells[0])
         image = Image.new("L", (width * 6, len(cells) * 12), 255)

@@ -36,8 +36,7 @@ class Account:
         session = self.store.load(self.server_url)
         if session is None:
             raise NotSignedIn(
-                f"Not signed in to {self.server_url}. Run: qrlogin login --server "
-                f"{self.server_url}"
+                f"Not signed in to {self.server_url}. Run: qrlogin login --server {self.server_url}"
             )
         if session.refresh_token and session.expires_within(REFRESH_MARGIN, self._clock()):
             session = yield from self.refresh(session)

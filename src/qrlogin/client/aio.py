@@ -164,9 +164,7 @@ class AsyncClient(ClientBase):
     ) -> None:
         super().__init__(server_url, store)
         self._own_http = http is None
-        self.http = (
-            http if http is not None else httpx.AsyncClient(**http_options(self.server_url))
-        )
+        self.http = http if http is not None else httpx.AsyncClient(**http_options(self.server_url))
         self._driver = _AsyncDriver(self.http)
 
     async def __aenter__(self) -> AsyncClient:

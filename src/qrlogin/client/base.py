@@ -43,8 +43,10 @@ def http_options(server_url: str) -> dict[str, Any]:
 
 
 def build(http: httpx.Client | httpx.AsyncClient, call: Call, read: float | None) -> httpx.Request:
-    timeout = TIMEOUT if read is None and call.timeout is None else httpx.Timeout(
-        15.0, read=read if read is not None else call.timeout
+    timeout = (
+        TIMEOUT
+        if read is None and call.timeout is None
+        else httpx.Timeout(15.0, read=read if read is not None else call.timeout)
     )
     return http.build_request(
         call.method,
@@ -57,9 +59,9 @@ def build(http: httpx.Client | httpx.AsyncClient, call: Call, read: float | None
 
 
 def is_event_stream(response: httpx.Response) -> bool:
-    return response.status_code == 200 and response.headers.get(
-        "content-type", ""
-    ).startswith("text/event-stream")
+    return response.status_code == 200 and response.headers.get("content-type", "").startswith(
+        "text/event-stream"
+    )
 
 
 class ClientBase:
