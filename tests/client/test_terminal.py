@@ -180,6 +180,27 @@ def test_login_in_a_terminal_scans_confirms_and_signs_in(
     phone.close()
 
 
+def test_five_wrong_confirm_codes_end_with_a_clear_message(
+    live_server: Callable[..., LiveServer], spawn: Callable[..., Pty]
+) -> None:
+    server = live_server(confirm="code")
+    phone = sign_in(server)
+    pty = spawn("login", "--server", server.url)
+    pty.wait_for("Waiting for a scan")
+    (url,) = decode_qr(pty.qr_image()[0])
+    phone.scan(handle_of(url))
+    code = phone.approve(handle_of(url))
+    wrong = "000000" if code != "000000" else "111111"
+    for left in (4, 3, 2, 1):
+        pty.wait_for("Confirm code:")
+        pty.child.sendline(wrong)
+        pty.wait_for(f"{left} {'try' if left == 1 else 'tries'} left.")
+    pty.child.sendline(wrong)
+    pty.wait_for("Too many wrong confirm codes: this sign-in was blocked.")
+    assert pty.finish() == 1
+    phone.close()
+
+
 def test_on_an_80x24_terminal_the_code_to_type_goes_beside_the_qr(
     live_server: Callable[..., LiveServer], spawn: Callable[..., Pty]
 ) -> None:
