@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from client_support import CuttingProxy, Side, handle_of, sign_in
+from keyring.backend import KeyringBackend
 
 from qrlogin.client import (
     ExpiredToken,
@@ -271,3 +272,51 @@ def test_the_desktop_example_in_docs_client_md_compiles() -> None:
     example = text.split("```python\n", 1)[1].split("```", 1)[0]
     assert len(example.strip().splitlines()) <= 17
     compile(example, "docs/client.md", "exec")
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring backend that keeps passwords in a dict: stands in for the OS keyring."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.passwords.pop((service, username))
+
+
+def test_a_usable_keyring_holds_the_session_and_no_file_is_written(
+    live_server: Callable[..., LiveServer], config_home: Path
+) -> None:
+    import keyring
+
+    from qrlogin.client import Client, KeyringStore
+
+    backend = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        assert isinstance(default_store(), KeyringStore)
+        server = live_server(confirm="tap")
+        phone = sign_in(server)
+        with Client(server.url) as client:
+            flow = client.login()
+            phone.scan(handle_of(flow.qr_url))
+            phone.approve(handle_of(flow.qr_url))
+            session = flow.wait()
+            assert list(backend.passwords) == [("qrlogin", server.url)]
+            assert client.session() == session
+            client.logout()
+        assert backend.passwords == {}
+        assert not (config_home / "qrlogin" / "sessions").exists()
+        phone.close()
+    finally:
+        keyring.set_keyring(previous)
