@@ -9,13 +9,18 @@ from typing import Any, TypeVar
 
 import httpx
 
-from qrlogin.client import login
-from qrlogin.client.base import ClientBase, LoginFlowBase, build, http_options, is_event_stream
-from qrlogin.client.errors import InvalidCode
-from qrlogin.client.login import LoginMachine
+from qrlogin.client.base import (
+    ClientBase,
+    LoginFlowBase,
+    build,
+    http_options,
+    is_event_stream,
+)
+from qrlogin.client.login import LoginMachine, create
 from qrlogin.client.state import LoginState, Session
 from qrlogin.client.steps import (
     Answer,
+    AskCode,
     CloseStream,
     Emit,
     Failure,
@@ -76,9 +81,13 @@ class _AsyncDriver:
         return None
 
     async def run(
-        self, flow: Flow[T], emit: Callable[[LoginState], Awaitable[None]] | None = None
+        self,
+        flow: Flow[T],
+        on_update: Callable[[LoginState], Awaitable[None]] | None = None,
+        confirm_code: AsyncConfirmCode | None = None,
     ) -> T:
-        """Run ``flow``, handing what it emits to ``emit``; return what it returns."""
+        """Run ``flow``: its I/O here, its ``Emit`` to ``on_update``, its ``AskCode`` to
+        ``confirm_code``; return what it returns."""
         answer: Answer = None
         try:
             while True:
@@ -87,10 +96,16 @@ class _AsyncDriver:
                 except StopIteration as stop:
                     result: T = stop.value
                     return result
+                answer = None
                 if isinstance(step, Emit):
-                    answer = None
-                    if emit is not None:
-                        await emit(step.state)
+                    if on_update is not None:
+                        await on_update(step.state)
+                elif isinstance(step, AskCode):
+                    if confirm_code is None:
+                        raise ValueError(
+                            "This server asks for the confirm code: pass confirm_code="
+                        )
+                    answer = await confirm_code(step.state, step.attempt)
                 else:
                     answer = await self.perform(step)
         finally:
@@ -120,6 +135,8 @@ class AsyncLoginFlow(LoginFlowBase):
                 if isinstance(step, Emit):
                     answer = None
                     yield step.state
+                elif isinstance(step, AskCode):
+                    raise TypeError("watching asks nothing")
                 else:
                     answer = await self._driver.perform(step)
         finally:
@@ -136,17 +153,8 @@ class AsyncLoginFlow(LoginFlowBase):
         on_update: Callable[[LoginState], Awaitable[None]] | None = None,
     ) -> Session:
         """As ``LoginFlow.wait``, with coroutine callbacks."""
-        await self._driver.run(self.machine.watch(), on_update)
-        if not self.state.confirm_code_required:
-            return await self.exchange()
-        if confirm_code is None:
-            raise ValueError("This server asks for the confirm code: pass confirm_code=")
-        for attempt in range(1, login.CONFIRM_ATTEMPTS):
-            try:
-                return await self.exchange(await confirm_code(self.state, attempt))
-            except InvalidCode:
-                continue
-        return await self.exchange(await confirm_code(self.state, login.CONFIRM_ATTEMPTS))
+        flow = self.machine.sign_in(self.server_url)
+        return self.account.saved(await self._driver.run(flow, on_update, confirm_code))
 
     async def cancel(self) -> LoginState:
         return await self._driver.run(self.machine.cancel())
@@ -181,7 +189,7 @@ class AsyncClient(ClientBase):
             await self.http.aclose()
 
     async def login(self, device_name: str | None = None) -> AsyncLoginFlow:
-        created = await self._driver.run(login.create(device_name))
+        created = await self._driver.run(create(device_name))
         return AsyncLoginFlow(self._driver, self.server_url, LoginMachine(created), self)
 
     async def session(self) -> Session:

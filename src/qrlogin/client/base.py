@@ -18,6 +18,7 @@ from qrlogin.client.storage import TokenStore, default_store, normalize_url
 
 #: Connect, write and pool timeouts; reads get their own per call (streams wait longer).
 TIMEOUT = httpx.Timeout(15.0)
+NO_CONFIRM_CODE = "This server asks for the confirm code: pass confirm_code= to wait()."
 _SYSTEMS = {"Darwin": "Macintosh; Mac OS X", "Windows": "Windows", "Linux": "Linux"}
 
 

@@ -18,6 +18,7 @@ from qrlogin.client.calls import backoff, bearer, body_of, request
 from qrlogin.client.errors import (
     AlreadyUsed,
     ExpiredToken,
+    InvalidCode,
     LoginCancelled,
     LoginDenied,
     QrLoginError,
@@ -34,6 +35,7 @@ from qrlogin.client.state import (
     Session,
 )
 from qrlogin.client.steps import (
+    AskCode,
     Call,
     CloseStream,
     Emit,
@@ -204,6 +206,28 @@ class LoginMachine:
         # refused as already used, and a repeated wrong code would spend a second try
         response = yield from request(call, retries=0)
         return Session.from_reply(server_url, body_of(response), self._clock())
+
+    def sign_in(self, server_url: str) -> Flow[Session]:
+        """``watch``, then ``exchange``; asks for the confirm code (``AskCode``) when the
+        server wants one, again after each wrong one, ``CONFIRM_ATTEMPTS`` times at most."""
+        yield from self.watch()
+        if not self.state.confirm_code_required:
+            return (yield from self.exchange(server_url))
+        for attempt in range(1, CONFIRM_ATTEMPTS):
+            code = yield from self._ask(attempt)
+            try:
+                return (yield from self.exchange(server_url, code))
+            except InvalidCode:
+                continue
+        # the last try: a wrong code now burns the request (``AccessDenied``)
+        code = yield from self._ask(CONFIRM_ATTEMPTS)
+        return (yield from self.exchange(server_url, code))
+
+    def _ask(self, attempt: int) -> Flow[str]:
+        code = yield AskCode(self.state, attempt)
+        if not isinstance(code, str):
+            raise TypeError(f"a driver answered AskCode with {code!r}")
+        return code
 
     def cancel(self) -> Flow[LoginState]:
         """``DELETE``: the request ends as cancelled (already ended: its state as it is)."""

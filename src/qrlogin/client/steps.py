@@ -14,6 +14,7 @@ step               the driver answers
 ``CloseStream``    ``None`` (closing a stream that is not open is fine)
 ``Sleep``          ``None``, after that many seconds
 ``Emit``           ``None``: the driver hands the state to whoever is watching
+``AskCode``        the confirm code the caller's callback gives (a ``str``)
 =================  ===============================================================
 """
 
@@ -76,12 +77,20 @@ class Emit:
 
 
 @dataclass(frozen=True)
+class AskCode:
+    """The server wants the confirm code the approver shows; ``attempt`` counts from 1."""
+
+    state: LoginState
+    attempt: int
+
+
+@dataclass(frozen=True)
 class Failure:
     """The transport failed (refused, reset, timed out); ``error`` is httpx's exception."""
 
     error: httpx.TransportError
 
 
-Step: TypeAlias = Send | OpenStream | ReadLine | CloseStream | Sleep | Emit
+Step: TypeAlias = Send | OpenStream | ReadLine | CloseStream | Sleep | Emit | AskCode
 Answer: TypeAlias = httpx.Response | str | Failure | None
 Flow: TypeAlias = Generator[Step, Answer, T]

@@ -9,13 +9,19 @@ from typing import Any, TypeVar
 
 import httpx
 
-from qrlogin.client import login
-from qrlogin.client.base import ClientBase, LoginFlowBase, build, http_options, is_event_stream
-from qrlogin.client.errors import InvalidCode
-from qrlogin.client.login import LoginMachine
+from qrlogin.client.base import (
+    NO_CONFIRM_CODE,
+    ClientBase,
+    LoginFlowBase,
+    build,
+    http_options,
+    is_event_stream,
+)
+from qrlogin.client.login import LoginMachine, create
 from qrlogin.client.state import LoginState, Session
 from qrlogin.client.steps import (
     Answer,
+    AskCode,
     CloseStream,
     Emit,
     Failure,
@@ -74,8 +80,9 @@ class _Driver:
             time.sleep(step.seconds)
         return None
 
-    def updates(self, flow: Flow[T]) -> Generator[LoginState, None, T]:
-        """Run ``flow``, yielding what it emits; return what it returns."""
+    def steps(self, flow: Flow[T]) -> Generator[Emit | AskCode, Answer, T]:
+        """Run ``flow``, doing its I/O; what is for the caller (``Emit``, ``AskCode``) is
+        yielded up, with the answer sent back in. Returns what ``flow`` returns."""
         answer: Answer = None
         try:
             while True:
@@ -84,23 +91,36 @@ class _Driver:
                 except StopIteration as stop:
                     result: T = stop.value
                     return result
-                if isinstance(step, Emit):
-                    answer = None
-                    yield step.state
+                if isinstance(step, Emit | AskCode):
+                    answer = yield step
                 else:
                     answer = self.perform(step)
         finally:
             flow.close()
             self.close_stream()
 
-    def run(self, flow: Flow[T]) -> T:
-        updates = self.updates(flow)
+    def run(
+        self,
+        flow: Flow[T],
+        on_update: Callable[[LoginState], Any] | None = None,
+        confirm_code: ConfirmCode | None = None,
+    ) -> T:
+        steps = self.steps(flow)
+        answer: Answer = None
         while True:
             try:
-                next(updates)
+                step = steps.send(answer)
             except StopIteration as stop:
                 result: T = stop.value
                 return result
+            answer = None
+            if isinstance(step, Emit) and on_update is not None:
+                on_update(step.state)
+            elif isinstance(step, AskCode):
+                if confirm_code is None:
+                    steps.close()
+                    raise ValueError(NO_CONFIRM_CODE)
+                answer = confirm_code(step.state, step.attempt)
 
 
 class LoginFlow(LoginFlowBase):
@@ -116,7 +136,9 @@ class LoginFlow(LoginFlowBase):
         """Every change until approval: rotations (a new ``qr_url``), ``scanned`` (with
         ``approver_device``), ``approved``. Raises ``LoginDenied``, ``LoginCancelled``,
         ``ExpiredToken`` … if the request ends instead."""
-        yield from self._driver.updates(self.machine.watch())
+        for step in self._driver.steps(self.machine.watch()):
+            assert isinstance(step, Emit), "watching asks nothing"
+            yield step.state
 
     def exchange(self, confirm_code: str | None = None) -> Session:
         """The new session for this device (stored). ``InvalidCode``: wrong code, try again."""
@@ -128,21 +150,10 @@ class LoginFlow(LoginFlowBase):
         confirm_code: ConfirmCode | None = None,
         on_update: Callable[[LoginState], Any] | None = None,
     ) -> Session:
-        """Watch until approved, then exchange. When the server asks for a confirm code,
-        ``confirm_code(state, attempt)`` is called for it (attempt 1 to 5)."""
-        for state in self.updates():
-            if on_update is not None:
-                on_update(state)
-        if not self.state.confirm_code_required:
-            return self.exchange()
-        if confirm_code is None:
-            raise ValueError("This server asks for the confirm code: pass confirm_code=")
-        for attempt in range(1, login.CONFIRM_ATTEMPTS):
-            try:
-                return self.exchange(confirm_code(self.state, attempt))
-            except InvalidCode:
-                continue
-        return self.exchange(confirm_code(self.state, login.CONFIRM_ATTEMPTS))
+        """Watch until approved, then exchange (the session is stored). When the server asks
+        for a confirm code, ``confirm_code(state, attempt)`` gives it (attempts 1 to 5)."""
+        flow = self.machine.sign_in(self.server_url)
+        return self.account.saved(self._driver.run(flow, on_update, confirm_code))
 
     def cancel(self) -> LoginState:
         return self._driver.run(self.machine.cancel())
@@ -184,7 +195,7 @@ class Client(ClientBase):
 
     def login(self, device_name: str | None = None) -> LoginFlow:
         """Start a login request: show its ``qr_text()``/``qr_png()`` or ``user_code``."""
-        created = self._driver.run(login.create(device_name))
+        created = self._driver.run(create(device_name))
         return LoginFlow(self._driver, self.server_url, LoginMachine(created), self)
 
     def session(self) -> Session:
