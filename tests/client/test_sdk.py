@@ -17,6 +17,7 @@ from qrlogin.client import (
     ExpiredToken,
     FileStore,
     InvalidCode,
+    InvalidGrant,
     LoginCancelled,
     LoginDenied,
     NotSignedIn,
@@ -320,3 +321,24 @@ def test_a_usable_keyring_holds_the_session_and_no_file_is_written(
         phone.close()
     finally:
         keyring.set_keyring(previous)
+
+
+def test_a_refresh_token_reused_after_the_retry_window_is_refused_and_forgotten(
+    live_server: Callable[..., LiveServer], side: Side, store: FileStore
+) -> None:
+    policy = Policy(access_token_lifetime=30, refresh_retry_window=0)
+    server = live_server(confirm="tap", app_kwargs={"policy": policy})
+    phone = sign_in(server)
+    client = side.client(server.url)
+    flow = side.call(client.login)
+    phone.scan(handle_of(flow.qr_url))
+    phone.approve(handle_of(flow.qr_url))
+    first = side.call(flow.wait)
+    side.call(client.session)  # refreshed: ``first``'s refresh token is used up
+
+    store.save(first)  # e.g. a stale copy of the session comes back
+    with pytest.raises(InvalidGrant) as refused:
+        side.call(client.session)
+    assert refused.value.error == "invalid_grant"
+    assert store.load(server.url) is None  # forgotten: the next step is to sign in again
+    phone.close()
