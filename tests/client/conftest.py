@@ -22,12 +22,22 @@ from qrlogin.client import FileStore
 
 
 @pytest.fixture
-def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    import keyring
+    from keyring.backends import fail
+
     home = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    # for the console scripts this starts, and for this process (whose keyring may have
+    # found a real backend before)
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     monkeypatch.delenv("QRLOGIN_TOKEN_STORE", raising=False)
-    return home
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        yield home
+    finally:
+        keyring.set_keyring(previous)
 
 
 @pytest.fixture
