@@ -162,6 +162,8 @@ class LoginMachine:
             line = yield ReadLine()
             if not isinstance(line, str):
                 break  # ended or broken: the caller reconnects if need be
+            if self._clock() > self.state.expires_at + EXPIRY_GRACE:
+                break  # heartbeats alone do not keep a wait going past the request's life
             event = parser.feed(line)
             if event is None or event.event != "state":
                 continue
@@ -193,6 +195,8 @@ class LoginMachine:
         emit = self._take(body_of(response))
         if emit is not None:
             yield emit
+        else:
+            yield Sleep(1.0)  # a server that answers at once, unchanged, is not polled flat out
         return True  # a poll that answered, changed or not, is a healthy one
 
     # -- ending --------------------------------------------------------------------------
