@@ -83,7 +83,7 @@ def login_command(args: argparse.Namespace) -> int:
             flow = client.login(device)
             screen.started(flow)
             session = flow.wait(confirm_code=screen.confirm_code, on_update=screen.update)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, EOFError):  # Ctrl-C, or Ctrl-D at the confirm code prompt
             if flow is not None:
                 try:
                     flow.cancel()
