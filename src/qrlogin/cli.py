@@ -1,4 +1,4 @@
-"""``qrlogin serve | migrate``."""
+"""``qrlogin serve | migrate | login | whoami | logout | approve``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the database")
     migrate.add_argument("--config", metavar="FILE", help="TOML file with settings")
     migrate.set_defaults(func=_migrate)
+    # the client's commands: the SDK's terminal face (qrlogin.client.terminal)
+    from qrlogin.client.terminal import add_commands
+
+    add_commands(sub)
     return parser
 
 
