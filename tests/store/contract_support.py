@@ -52,6 +52,7 @@ def login_request(**fields: Any) -> LoginRequest:
         "ip": "203.0.113.5",
     }
     values.update(fields)
+    values.setdefault("ip_key", values["ip"])  # an IPv4 address is its own rate key
     return LoginRequest(**values)
 
 
@@ -107,6 +108,20 @@ def email_login(email: str, **fields: Any) -> EmailLogin:
     }
     values.update(fields)
     return EmailLogin(**values)
+
+
+ASKER_IP = "203.0.113.5"  # the IP every email_login above was asked from
+
+
+async def latest_email_login(
+    store: Any, email: str, now: float, limit: int, browser_hash: str | None = None
+) -> EmailLogin | None:
+    """The newest live code for ``email`` that the asker (a browser without a cookie at
+    ``ASKER_IP``, or the browser ``browser_hash``) may try."""
+    found: EmailLogin | None = await store.latest_email_login(
+        email, browser_hash, ASKER_IP, now, limit
+    )
+    return found
 
 
 def entry(event: str, user_id: str | None = None, **fields: Any) -> AuditEntry:

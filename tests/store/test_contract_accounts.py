@@ -12,6 +12,7 @@ from .contract_support import (
     RACERS,
     email_login,
     entry,
+    latest_email_login,
     race,
     refresh_token,
     session,
@@ -120,9 +121,10 @@ async def test_the_latest_live_email_login_is_found_by_email_and_by_link(store: 
     latest = email_login(email, browser_hash=uid(), next="/account")
     for login in (older, latest):
         await store.insert_email_login(login)
-    assert await store.latest_email_login(email, NOW, LIMIT) == latest
+    assert await latest_email_login(store, email, NOW, LIMIT, latest.browser_hash) == latest
     assert await store.email_login_by_link(older.link_hash, NOW, LIMIT) == older
-    assert await store.latest_email_login(email, latest.expires_at, LIMIT) is None
+    gone = await latest_email_login(store, email, latest.expires_at, LIMIT, latest.browser_hash)
+    assert gone is None
     assert await store.email_login_by_link(latest.link_hash, latest.expires_at, LIMIT) is None
 
 
@@ -134,9 +136,9 @@ async def test_an_email_login_with_its_wrong_codes_used_up_is_no_longer_found(
     auditor = uid()
     for _ in range(LIMIT - 1):
         await store.fail_email_code(login.id, entry("code.failed", auditor))
-    assert await store.latest_email_login(login.email, NOW, LIMIT) is not None
+    assert await latest_email_login(store, login.email, NOW, LIMIT) is not None
     await store.fail_email_code(login.id, entry("code.failed", auditor))
-    assert await store.latest_email_login(login.email, NOW, LIMIT) is None
+    assert await latest_email_login(store, login.email, NOW, LIMIT) is None
     assert await store.email_login_by_link(login.link_hash, NOW, LIMIT) is None
     assert len(await store.activity(auditor)) == LIMIT
     assert not await store.complete_email_login(login.id, NOW, LIMIT, _rows(uid()))
@@ -146,8 +148,8 @@ async def test_concurrent_wrong_email_codes_are_counted_exactly(store: SqlStore)
     login = email_login(f"{uid()}@example.com")
     await store.insert_email_login(login)
     await race(RACERS, lambda i: store.fail_email_code(login.id, None))
-    assert await store.latest_email_login(login.email, NOW, RACERS) is None
-    found = await store.latest_email_login(login.email, NOW, RACERS + 1)
+    assert await latest_email_login(store, login.email, NOW, RACERS) is None
+    found = await latest_email_login(store, login.email, NOW, RACERS + 1)
     assert found is not None and found.attempts == RACERS
 
 
@@ -168,7 +170,7 @@ async def test_of_racing_completions_of_an_email_login_exactly_one_signs_in(
             written.session if i == won else None
         )
     assert len(await store.activity(alice.id)) == 1
-    assert await store.latest_email_login(alice.email, NOW, LIMIT) is None
+    assert await latest_email_login(store, alice.email, NOW, LIMIT) is None
     assert not await store.complete_email_login(login.id, NOW, LIMIT, _rows(alice.id))
 
 
@@ -196,7 +198,7 @@ async def test_a_link_confirmed_elsewhere_is_picked_up_once_by_the_asking_browse
     confirmed = await store.email_login_confirmed_for_browser(browser, NOW)
     assert confirmed is not None and confirmed.confirmed_elsewhere_at == NOW
     # confirmed elsewhere, it is no longer a live code or link ...
-    assert await store.latest_email_login(login.email, NOW, LIMIT) is None
+    assert await latest_email_login(store, login.email, NOW, LIMIT) is None
     assert not await store.complete_email_login(login.id, NOW, LIMIT, _rows(uid()))
     # ... only the asking browser's pick-up, once
     rows = [_rows(uid()) for _ in range(RACERS)]

@@ -99,8 +99,15 @@ def error_from(response: httpx.Response) -> QrLoginError:
     code = body.get("error") if isinstance(body, dict) else None
     message = body.get("message") if isinstance(body, dict) else None
     retry = response.headers.get("retry-after", "")
-    retry_after = int(retry) if retry.isdigit() else None
+    retry_after = int(retry) if retry.isascii() and retry.isdigit() and len(retry) < 10 else None
     cls = _BY_CODE.get(code or "", QrLoginError)
     if cls is QrLoginError and message is None:
         message = f"The server answered {response.status_code} {response.reason_phrase}."
+    if cls is InvalidCode:
+        left = body.get("attempts_left") if isinstance(body, dict) else None
+        return InvalidCode(
+            message,
+            retry_after=retry_after,
+            attempts_left=left if isinstance(left, int) else None,
+        )
     return cls(message, retry_after=retry_after)

@@ -112,8 +112,14 @@ class InvalidCode(QrLoginError):
     status = 400
     default_message = "That code is not valid. Check it and try again, or request a new one."
 
-    def __init__(self, message: str | None = None, *, attempts_left: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        attempts_left: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
         self.attempts_left = attempts_left
 
     def to_dict(self) -> dict[str, str | int]:
