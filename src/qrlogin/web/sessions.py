@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from qrlogin.sessions.service import IssuedSession
 from qrlogin.web import deps
+from qrlogin.web.schemas import SessionOut, SessionUser
 from qrlogin.web.security import set_cookie
 
 
@@ -16,14 +17,13 @@ def session_response(request: Request, issued: IssuedSession, *, browser: bool) 
     svc = deps.services(request)
     ends = issued.session.access_expires_at or issued.session.expires_at
     expires_in = max(0, int(ends - svc.clock.now()))
-    body = {
-        "refresh_token": issued.refresh_token,
-        "access_token": None if browser else issued.token,
-        "token_type": "bearer",
-        "expires_in": expires_in,
-        "user": {"id": issued.user.id, "display_name": issued.user.display_name},
-    }
-    response = JSONResponse(body)
+    body = SessionOut(
+        access_token=None if browser else issued.token,
+        expires_in=expires_in,
+        refresh_token=issued.refresh_token,
+        user=SessionUser(id=issued.user.id, display_name=issued.user.display_name),
+    )
+    response = JSONResponse(body.model_dump(mode="json"))
     if browser:
         set_session_cookie(request, response, issued)
     return response
