@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from functools import partial
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -63,20 +64,30 @@ def _render(svc: Services, changed: LoginRequest | None) -> bytes:
     return HEARTBEAT if changed is None else _state_event(svc, changed)
 
 
-def requester_stream(svc: Services, rec: LoginRequest) -> EventStreamResponse[LoginRequest | None]:
+Render = Callable[[LoginRequest | None], bytes]
+
+
+def renderer(svc: Services) -> Render:
+    """What a requester stream sends for a change (``None``: a heartbeat)."""
+    return partial(_render, svc)
+
+
+def requester_stream(
+    svc: Services, rec: LoginRequest, render: Render | None = None
+) -> EventStreamResponse[LoginRequest | None]:
     """The stream of a requester already checked: ``event: state`` now and at every change,
     a heartbeat comment at least every heartbeat interval, until a final state. Both the
-    FastAPI route and ``RequesterEvents`` send it. It keeps a ``Watch``, not the record."""
+    FastAPI route and ``RequesterEvents`` send it. It keeps a ``Watch``, not the record, and
+    ``RequesterEvents`` passes the one ``render`` of its app (a stream keeps none of its own)."""
     watch = Watch(svc.login_requests, rec, heartbeat=svc.policy.heartbeat)
     first = FIRST + sse_event("state", svc.login_requests.requester_view(rec), rec.version)
     return EventStreamResponse(
         watch,
-        partial(_render, svc),
+        render or renderer(svc),
         first=first,
         gauge=svc.metrics.open_streams.labels("login_request"),
         metrics=svc.metrics,
         route=ROUTE,
-        close=watch.close,
     )
 
 
@@ -90,6 +101,7 @@ class RequesterEvents:
     def __init__(self, services: Services, cookie_name: str) -> None:
         self.services = services
         self.cookie_name = cookie_name
+        self.render = renderer(services)
 
     def match(self, scope: Scope) -> str | None:
         """The request id, if this handler serves ``scope``."""
@@ -114,7 +126,7 @@ class RequesterEvents:
             except Exception as exc:
                 response = error_response(record_failure(svc.metrics, exc, "GET", scope["path"]))
             else:
-                response = requester_stream(svc, rec)
+                response = requester_stream(svc, rec, self.render)
                 del rec  # the response hands it on to its watch: a waiting stream keeps none
             # what the stack's middlewares add, in their order (SecurityHeaders is inside)
             headers = MutableHeaders(raw=response.raw_headers)

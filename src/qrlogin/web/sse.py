@@ -54,7 +54,8 @@ def _on_gone(task: asyncio.Task[None], gone: asyncio.Future[None]) -> None:
 
 class EventStreamResponse(Response, Generic[T]):
     """A ``text/event-stream`` response: ``first`` at once, then ``render(item)`` for each
-    item of ``source`` until it ends. It counts itself open on ``gauge`` meanwhile.
+    item of ``source`` until it ends, then the source is closed (``aclose()`` or ``close()``).
+    It counts itself open on ``gauge`` meanwhile.
 
     Lean, because an instance holds waiting streams by the thousand: one extra task per
     stream (it waits for the client to leave), no task group, no generator stacked on the
@@ -63,6 +64,19 @@ class EventStreamResponse(Response, Generic[T]):
     transaction is cut in half. A failure after the response has started is logged and
     counted as the app's handlers would (``errors.record_failure``), and ends the stream
     cleanly: the browser reconnects and reads the state again."""
+
+    # slots, not an instance dict: this object lives as long as its stream
+    __slots__ = (
+        "_first",
+        "_gauge",
+        "_metrics",
+        "_render",
+        "_route",
+        "_source",
+        "background",
+        "raw_headers",
+        "status_code",
+    )
 
     def __init__(
         self,
@@ -73,7 +87,6 @@ class EventStreamResponse(Response, Generic[T]):
         gauge: Gauge,
         metrics: Metrics,
         route: str,
-        close: Callable[[], None] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -84,7 +97,6 @@ class EventStreamResponse(Response, Generic[T]):
         self._gauge = gauge
         self._metrics = metrics
         self._route = route
-        self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         source, first = self._source, self._first
@@ -115,8 +127,10 @@ class EventStreamResponse(Response, Generic[T]):
         finally:
             gone.cancel()
             self._gauge.dec()
-            if self._close is not None:
-                self._close()
+            # let the source go: a Watch its subscription, a generator its ``finally``
             aclose = getattr(source, "aclose", None)
+            close = getattr(source, "close", None)
             if aclose is not None:
                 await aclose()
+            elif close is not None:
+                close()
