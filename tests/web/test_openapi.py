@@ -235,3 +235,34 @@ async def test_the_browser_header_is_what_csrf_failed_asks_for(site: Site) -> No
     assert refused.json()["error"] == "csrf_failed"
     assert allowed.status_code == 200
     assert allowed.json() == {"revoked": 0}
+
+
+async def test_who_may_call_is_declared_as_the_401_says(site: Site) -> None:
+    spec = await spec_of(site)
+    schemes = spec["components"]["securitySchemes"]
+
+    assert {"session", "session_cookie", "requester_secret", "requester_cookie"} <= set(schemes)
+    for method, path, op in operations(spec):
+        names = {name for requirement in op.get("security", []) for name in requirement}
+        unauthorized = op["responses"].get("401", {}).get("description", "")
+        if unauthorized.startswith("not_signed_in"):
+            assert names == {"session", "session_cookie"}, (method, path)
+        elif unauthorized.startswith("invalid_secret"):
+            assert names == {"requester_secret", "requester_cookie"}, (method, path)
+        else:
+            assert not names, (method, path)
+
+
+async def test_an_operation_that_declares_a_session_refuses_a_call_without_one(
+    site: Site,
+) -> None:
+    spec = await spec_of(site)
+    client = site.client()
+
+    for method, path, op in operations(spec):
+        if {"session": []} not in op.get("security", []):
+            continue
+        body = {"user_code": "123456"} if path == "/api/v1/link" else None
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)
+        response = await client.request(method, concrete, json=body)
+        assert response.status_code == 401, (method, path, response.text)

@@ -33,6 +33,33 @@ CSRF = refusal(
 RATE_LIMITED = refusal(429, "rate_limited (or account_locked): wait for the seconds in Retry-After")
 UNAVAILABLE = refusal(503, "unavailable: the database did not answer; nothing was changed")
 
+# who may call: an operation that can refuse with not_signed_in needs a session, one that can
+# refuse with invalid_secret the requester secret; each by bearer token or by its cookie
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "session": {"type": "http", "scheme": "bearer", "description": "An access token."},
+    "session_cookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "qrl_session",
+        "description": "Browsers: the session cookie (__Host-qrl_session over https).",
+    },
+    "requester_secret": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The requester secret the create reply holds.",
+    },
+    "requester_cookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "qrl_requester",
+        "description": "Browsers: the requester cookie (__Host-qrl_requester over https).",
+    },
+}
+_SECURITY_BY_REFUSAL: dict[str, list[dict[str, list[str]]]] = {
+    "not_signed_in": [{"session": []}, {"session_cookie": []}],
+    "invalid_secret": [{"requester_secret": []}, {"requester_cookie": []}],
+}
+
 
 _STREAM_MODELS: dict[str, type[BaseModel]] = {}  # what event-stream schemas refer to
 
@@ -100,6 +127,10 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             answers = operation.get("responses", {})
+            unauthorized = answers.get("401", {}).get("description", "")
+            for code, security in _SECURITY_BY_REFUSAL.items():
+                if unauthorized.startswith(code):
+                    operation["security"] = security
             if answers.pop("422", None) is None:
                 continue
             if "400" in answers:
@@ -109,7 +140,8 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
             else:
                 content = {"application/json": {"schema": error_ref}}
                 answers["400"] = {"description": INVALID_REQUEST, "content": content}
-    models = schema.setdefault("components", {}).setdefault("schemas", {})
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    models = schema["components"].setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         models.pop(unused, None)
     for name, model in _STREAM_MODELS.items():
