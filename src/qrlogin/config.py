@@ -8,9 +8,35 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 ConfirmPolicy = Literal["code", "tap", "auto"]
 CONFIRM_POLICIES: tuple[ConfirmPolicy, ...] = ("code", "tap", "auto")
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """The names of qrlogin's cookies. Over https at the root of a site they carry the
+    ``__Host-`` prefix (bound to this exact origin and path ``/``); mounted under a path
+    (embedded mode) ``__Secure-``, since ``__Host-`` cookies must have path ``/``."""
+
+    session: str
+    requester: str
+    browser: str
+    csrf: str
+    path: str = "/"
+
+    @classmethod
+    def for_https(cls, https: bool, path: str = "/", stem: str = "qrl_") -> CookieNames:
+        # browsers refuse either prefix on http
+        prefix = ("__Host-" if path == "/" else "__Secure-") if https else ""
+        return cls(
+            session=f"{prefix}{stem}session",
+            requester=f"{prefix}{stem}requester",
+            browser=f"{prefix}{stem}browser",
+            csrf=f"{prefix}{stem}csrf",
+            path=path,
+        )
 
 
 class ConfigError(ValueError):
@@ -35,11 +61,21 @@ class Settings:
     confirm: ConfirmPolicy = "code"
     user_code_format: Literal["digits", "base20"] = "digits"
     trusted_proxies: tuple[str, ...] = ()
+    ipv6_prefix: int = 64  # per-address limits count an IPv6 client's network of this size
+    # `qrlogin serve`, per process (web/serving.py): seconds, and open connections
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 4096
     session_lifetime: int = 30 * 24 * 3600
     session_idle_timeout: int = 14 * 24 * 3600
     dev: bool = False
     rate_limits: bool = True
     site_name: str = "qrlogin"
+    # embedded mode: where an approver who is not signed in is sent, "{next}" standing for
+    # the page to come back to (unset: the built-in /signin)
+    signin_url: str | None = None
+    cookie_stem: str = "qrl_"  # cookie names start with it (after __Host-/__Secure-)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,7 +92,7 @@ class Settings:
         if self.event_bus == "postgres" and not self.resolved_database_url.startswith("postgres"):
             raise ConfigError("QRLOGIN_EVENTS=postgres needs a PostgreSQL QRLOGIN_DATABASE_URL")
         if self.smtp_url:
-            from qrlogin.accounts.mail import parse_smtp_url
+            from qrlogin.mail import parse_smtp_url
 
             try:
                 parse_smtp_url(self.smtp_url)
@@ -64,6 +100,13 @@ class Settings:
                 raise ConfigError(str(exc)) from None
         if self.event_bus not in ("memory", "redis", "postgres"):
             raise ConfigError("QRLOGIN_EVENTS must be one of memory, redis, postgres")
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"QRLOGIN_{name.upper()} must be a positive number of seconds")
+        if self.max_connections < 1:
+            raise ConfigError("QRLOGIN_MAX_CONNECTIONS must be at least 1")
+        if not 1 <= self.ipv6_prefix <= 128:
+            raise ConfigError("QRLOGIN_IPV6_PREFIX must be a prefix length from 1 to 128")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
 
     @property
@@ -73,6 +116,16 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.public_url.startswith("https://")
+
+    @property
+    def base_path(self) -> str:
+        """The path qrlogin is served under: ``""`` at a site's root, ``"/qr"`` when a host
+        mounts it there (taken from the public URL, like every link)."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+    @property
+    def cookie_names(self) -> CookieNames:
+        return CookieNames.for_https(self.https, self.base_path or "/", self.cookie_stem)
 
     @property
     def resolved_database_url(self) -> str:
@@ -102,7 +155,12 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}  # anything else ("0", "off", "false") i
 def _coerce(name: str, raw: Any) -> Any:
     if name in {"dev", "rate_limits"}:
         return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
-    if name in {"session_lifetime", "session_idle_timeout"}:
+    if name in {"header_timeout", "body_timeout", "keepalive_timeout"}:
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"QRLOGIN_{name.upper()} must be a number of seconds") from exc
+    if name in {"session_lifetime", "session_idle_timeout", "ipv6_prefix", "max_connections"}:
         try:
             return int(raw)
         except ValueError as exc:

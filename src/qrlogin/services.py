@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from qrlogin.accounts.email_login import EmailLogins
 from qrlogin.accounts.lockout import AccountGuard
-from qrlogin.accounts.mail import Mailer, OutboxMailer, SmtpMailer, parse_smtp_url
 from qrlogin.config import Settings
 from qrlogin.core.clock import Clock, SystemClock
 from qrlogin.core.policy import Policy
@@ -15,8 +14,11 @@ from qrlogin.events.port import EventBus
 from qrlogin.events.postgres import PostgresBus
 from qrlogin.events.redis import RedisBus
 from qrlogin.handshake.service import LoginRequests
+from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarter
 from qrlogin.limiter import UNLIMITED, Limits, RateLimiter
+from qrlogin.mail import Mailer, OutboxMailer, SmtpMailer, parse_smtp_url
 from qrlogin.metrics import Metrics
+from qrlogin.sessions.identity import BuiltinIdentity
 from qrlogin.sessions.service import SessionService
 from qrlogin.store.engine import make_engine
 from qrlogin.store.sql import SqlStore
@@ -32,6 +34,8 @@ class Services:
     bus: EventBus
     mailer: Mailer
     sessions: SessionService
+    identity: BuiltinIdentity  # the built-in adapter of the identity ports
+    embedded: bool  # the handshake uses a host app's identity adapters, not the built-in ones
     login_requests: LoginRequests
     email_logins: EmailLogins
     limiter: RateLimiter
@@ -52,8 +56,19 @@ def make_bus(settings: Settings, metrics: Metrics) -> EventBus:
 
 
 def build_services(
-    settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+    approvers: ApproverIdentity | None = None,
+    sessions: SessionStarter | None = None,
+    failures: CodeFailures | None = None,
 ) -> Services:
+    """Every service, wired. With ``approvers`` and ``sessions`` (embedded mode) the
+    handshake asks the host app who approves and lets it start the requester's session;
+    without them it uses the built-in accounts and sessions for both."""
+    if (approvers is None) != (sessions is None):
+        raise ValueError("pass both identity adapters (approvers and sessions), or neither")
     clock = clock or SystemClock()
     policy = policy or Policy(
         session_lifetime=float(settings.session_lifetime),
@@ -72,8 +87,12 @@ def build_services(
         )
     else:
         mailer = outbox = OutboxMailer()
-    sessions = SessionService(
+    builtin_sessions = SessionService(
         store, clock, policy, bus, mailer, key, settings.site_name, settings.public_url
+    )
+    names = settings.cookie_names
+    identity = BuiltinIdentity(
+        builtin_sessions, cookie_name=names.session, cookie_path=names.path, https=settings.https
     )
     limiter = RateLimiter(
         Limits() if settings.rate_limits else UNLIMITED,
@@ -81,12 +100,15 @@ def build_services(
         prefix=settings.redis_prefix,
         on_error=metrics.bus_errors.inc,
         on_refusal=lambda rule: metrics.rate_limit_refusals.labels(rule).inc(),
+        ipv6_prefix=settings.ipv6_prefix,
     )
-    guard = AccountGuard(store, mailer, clock, policy, settings.site_name, sessions)
+    guard = AccountGuard(store, mailer, clock, policy, settings.site_name, builtin_sessions)
+    embedded = approvers is not None
     login_requests = LoginRequests(
         store,
         bus,
-        sessions,
+        approvers or identity,
+        sessions or identity,
         clock,
         policy,
         key,
@@ -94,11 +116,14 @@ def build_services(
         confirm=settings.confirm,
         user_code_format=settings.user_code_format,
         limiter=limiter,
-        guard=guard,
+        failures=failures if embedded else guard,
     )
+    # a revoked built-in session ends the approvals it gave (a host app calls
+    # QRLogin.session_ended for its own sessions)
+    builtin_sessions.on_revoked = login_requests.end_approvals_of
     email_logins = EmailLogins(
         store,
-        sessions,
+        identity,
         mailer,
         clock,
         policy,
@@ -116,7 +141,9 @@ def build_services(
         store=store,
         bus=bus,
         mailer=mailer,
-        sessions=sessions,
+        sessions=builtin_sessions,
+        identity=identity,
+        embedded=embedded,
         login_requests=login_requests,
         email_logins=email_logins,
         limiter=limiter,

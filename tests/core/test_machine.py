@@ -49,7 +49,7 @@ def test_expired_is_never_a_target_nor_a_source() -> None:
     [
         (Action.SCAN, {P}, S),
         (Action.APPROVE, {S}, A),
-        (Action.DENY, {P, S}, D),
+        (Action.DENY, {P, S, A}, D),
         (Action.CANCEL, {P, S, A}, X),
         (Action.EXCHANGE, {A}, C),
         (Action.BURN, {A}, D),

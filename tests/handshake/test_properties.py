@@ -45,7 +45,7 @@ from qrlogin.handshake.service import Created
 from qrlogin.store.records import LoginRequest, Session
 from qrlogin.store.tables import login_requests, sessions
 
-from .world import DESKTOP, REQUESTER_IP, SignedIn, World, open_world, sign_in
+from .world import DESKTOP, REQUESTER_IP, SignedIn, World, issued, open_world, sign_in
 
 T = TypeVar("T")
 
@@ -258,10 +258,11 @@ class HandshakeMachine(RuleBasedStateMachine):
         assert not isinstance(got, QrLoginError), got
         assert m.approver is not None and m.approved
         approver = self.people[m.approver]
-        assert got.user.id == approver.user.id
-        assert got.session.user_id == approver.user.id
-        assert got.session.linked_from_session_id == approver.session.id
-        assert got.token != approver.token
+        new = self.run(issued(self.world, got))
+        assert new.user.id == approver.user.id
+        assert new.session.user_id == approver.user.id
+        assert new.session.linked_from_session_id == approver.session.id
+        assert new.token != approver.token
         m.status = Status.CONSUMED
         event("consumed")
 
@@ -319,6 +320,10 @@ class HandshakeMachine(RuleBasedStateMachine):
             else:
                 m.status, m.reason = Status.DENIED, "denied_by_approver"
                 event("denied")
+        elif bound and status is Status.APPROVED and not approve:
+            assert not isinstance(got, QrLoginError), got  # withdrawn before the exchange
+            m.status, m.reason = Status.DENIED, "denied_by_approver"
+            event("approval withdrawn")
         elif bound and status is (Status.APPROVED if approve else Status.DENIED):
             assert not isinstance(got, QrLoginError), got  # a repeated click
         else:
@@ -470,7 +475,6 @@ class HandshakeMachine(RuleBasedStateMachine):
             assert session.linked_from_session_id == approver.session.id
             assert session.token_hash != approver.session.token_hash
             row = rows[request_id]
-            assert row.session_id == session.id
             assert row.approver_user_id == approver.user.id
             assert row.approved_at is not None
 

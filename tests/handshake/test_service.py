@@ -23,9 +23,9 @@ from qrlogin.core.errors import (
 from qrlogin.core.machine import Status
 from qrlogin.core.tokens import HANDLE_TAG_LEN, derive_handle, handle_tag, sha256_hex
 from qrlogin.handshake.service import Created
-from qrlogin.sessions.service import Device
+from qrlogin.identity.device import Device
 
-from .world import APPROVER_IP, DESKTOP, REQUESTER_IP, SignedIn, World, sign_in
+from .world import APPROVER_IP, DESKTOP, REQUESTER_IP, SignedIn, World, issued, sign_in
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -56,7 +56,7 @@ async def approved_by(world: World, who: SignedIn) -> tuple[Created, str, str | 
 
 async def exchange(world: World, created: Created, code: str | None):  # type: ignore[no-untyped-def]
     rec = await world.lr.for_requester(created.request.id, created.secret)
-    return await world.lr.exchange(rec, code, DESKTOP)
+    return await issued(world, await world.lr.exchange(rec, code, DESKTOP))
 
 
 def wrong(code: str) -> str:
@@ -423,18 +423,18 @@ async def test_exchange_gives_the_requester_a_new_session_of_the_approver(
     world: World, alice: SignedIn
 ) -> None:
     created, _, code = await approved_by(world, alice)
-    issued = await exchange(world, created, code)
-    assert issued.user.id == alice.user.id
-    assert issued.token != alice.token
-    assert issued.session.id != alice.session.id
-    assert issued.session.linked_from_session_id == alice.session.id
-    assert issued.session.login_request_id == created.request.id
-    authenticated = await world.services.sessions.authenticate(issued.token)
+    got = await exchange(world, created, code)
+    assert got.user.id == alice.user.id
+    assert got.token != alice.token
+    assert got.session.id != alice.session.id
+    assert got.session.linked_from_session_id == alice.session.id
+    assert got.session.login_request_id == created.request.id
+    authenticated = await world.services.sessions.authenticate(got.token)
     assert authenticated is not None
     assert authenticated.user.id == alice.user.id
     row = await world.row(created.request.id)
     assert row.status == Status.CONSUMED.value
-    assert row.session_id == issued.session.id
+    assert [s.id for s in await world.sessions_of_request(created.request.id)] == [got.session.id]
 
 
 async def test_second_exchange_of_a_request_is_refused(world: World, alice: SignedIn) -> None:
@@ -546,9 +546,10 @@ async def test_exchange_takes_the_device_name_from_the_request(
 ) -> None:
     created, _, code = await approved_by(world, alice)
     rec = await world.lr.for_requester(created.request.id, created.secret)
-    issued = await world.lr.exchange(rec, code, Device("forged name", "curl/8.5.0", "192.0.2.1"))
-    assert issued.session.device_name == "Work laptop"
-    assert issued.session.ip == "192.0.2.1"
+    started = await world.lr.exchange(rec, code, Device("forged name", "curl/8.5.0", "192.0.2.1"))
+    session = (await issued(world, started)).session
+    assert session.device_name == "Work laptop"
+    assert session.ip == "192.0.2.1"
 
 
 # -- races -----------------------------------------------------------------------------------
@@ -568,7 +569,7 @@ async def test_fifty_concurrent_exchanges_start_exactly_one_session(
     assert len(winners) == 1
     assert all(isinstance(r, AlreadyUsed) for r in refusals), refusals
     stored = await world.sessions_of_request(created.request.id)
-    assert [s.id for s in stored] == [winners[0].session.id]
+    assert [s.id for s in stored] == [winners[0].session_id]
     assert stored[0].user_id == alice.user.id
     assert await world.session_count() == sessions_before + 1
 
@@ -611,18 +612,100 @@ async def test_concurrent_scans_by_different_approvers_have_one_winner(world: Wo
     assert row.version == 2
 
 
-async def test_approve_racing_deny_has_exactly_one_winner(world: World, alice: SignedIn) -> None:
+async def test_approve_racing_deny_always_ends_denied(world: World, alice: SignedIn) -> None:
+    """A deny also withdraws an approval, so whichever write lands first the request ends
+    denied: approve then withdraw (both succeed), or deny then a refused approve."""
     created, handle = await scanned_by(world, alice)
     approve, deny = await asyncio.gather(
         world.lr.approve(handle, alice.approver),
         world.lr.deny(handle, alice.approver),
         return_exceptions=True,
     )
-    outcomes = [r for r in (approve, deny) if not isinstance(r, BaseException)]
-    assert len(outcomes) == 1
-    assert all(
-        isinstance(r, InvalidHandle) for r in (approve, deny) if isinstance(r, BaseException)
-    )
+    assert not isinstance(deny, BaseException) and deny.status is Status.DENIED
     row = await world.row(created.request.id)
-    assert row.status == outcomes[0].status.value
-    assert row.version == 3
+    assert row.status == Status.DENIED.value
+    if isinstance(approve, BaseException):
+        assert isinstance(approve, InvalidHandle)
+        assert row.version == 3
+    else:
+        assert approve.status is Status.APPROVED
+        assert row.version == 4
+
+
+# -- an approval is only as good as the approver's session (requirement 11) ------------------
+
+
+async def test_approver_may_withdraw_an_approval_until_the_exchange(
+    world: World, alice: SignedIn
+) -> None:
+    created, handle, code = await approved_by(world, alice)
+    withdrawn = await world.lr.deny(handle, alice.approver)
+    assert withdrawn.status is Status.DENIED
+    assert withdrawn.confirm_code is None
+    row = await world.row(created.request.id)
+    assert (row.status, row.reason) == ("denied", "denied_by_approver")
+    with pytest.raises(AccessDenied):
+        await exchange(world, created, code)
+    assert await world.sessions_of_request(created.request.id) == []
+
+
+async def test_withdrawing_after_the_exchange_is_refused(world: World, alice: SignedIn) -> None:
+    created, handle, code = await approved_by(world, alice)
+    await exchange(world, created, code)
+    with pytest.raises(InvalidHandle):
+        await world.lr.deny(handle, alice.approver)
+    assert (await world.row(created.request.id)).status == Status.CONSUMED.value
+
+
+async def test_revoking_the_approving_session_denies_its_approval_and_tells_the_requester(
+    world: World, alice: SignedIn
+) -> None:
+    created, _, code = await approved_by(world, alice)
+    before = await world.row(created.request.id)
+    sub = world.services.bus.subscribe(f"lr:{created.request.id}")
+    try:
+        assert await world.services.sessions.revoke(alice.session, "signed_out", None)
+        await asyncio.wait_for(sub.wait(1.0), 2.0)
+    finally:
+        sub.close()
+    row = await world.row(created.request.id)
+    assert (row.status, row.reason) == ("denied", "approver_signed_out")
+    assert row.version == before.version + 1
+    with pytest.raises(AccessDenied) as refused:
+        await exchange(world, created, code)
+    assert "signed out" in refused.value.message
+    assert await world.sessions_of_request(created.request.id) == []
+
+
+async def test_revoking_the_approving_session_ends_a_scanned_request_too(
+    world: World, alice: SignedIn
+) -> None:
+    created, _ = await scanned_by(world, alice)
+    await world.services.sessions.revoke_all(alice.user.id, "signed_out", None)
+    assert (await world.row(created.request.id)).status == Status.DENIED.value
+
+
+async def test_revoking_another_session_leaves_the_approval_alone(
+    world: World, alice: SignedIn
+) -> None:
+    other = await sign_in(world, "Alice")  # the same person on a second phone
+    created, _, code = await approved_by(world, alice)
+    await world.services.sessions.revoke(other.session, "signed_out", None)
+    assert (await exchange(world, created, code)).user.id == alice.user.id
+
+
+async def test_exchange_is_refused_when_the_approving_session_ended_unannounced(
+    world: World, alice: SignedIn
+) -> None:
+    """The session ended without the revocation hook running (written straight to the store,
+    as a host app that forgot to call it would): the exchange itself asks the identity port
+    whether the approver's session is still live, and denies the request when it is not."""
+    created, _, code = await approved_by(world, alice)
+    now = world.clock.now()
+    assert await world.services.store.revoke_session(alice.session.id, now, "test", lambda s: None)
+    assert (await world.row(created.request.id)).status == Status.APPROVED.value
+    with pytest.raises(AccessDenied):
+        await exchange(world, created, code)
+    row = await world.row(created.request.id)
+    assert (row.status, row.reason) == ("denied", "approver_signed_out")
+    assert await world.sessions_of_request(created.request.id) == []

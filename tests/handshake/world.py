@@ -14,9 +14,9 @@ from qrlogin.config import Settings
 from qrlogin.core.clock import FrozenClock
 from qrlogin.core.tokens import new_id
 from qrlogin.handshake.service import LoginRequests
-from qrlogin.identity.ports import Approver
+from qrlogin.identity.device import Device
+from qrlogin.identity.ports import Approver, StartedSession
 from qrlogin.services import Services, build_services
-from qrlogin.sessions.service import Device
 from qrlogin.store.migrate import upgrade
 from qrlogin.store.records import LoginRequest, Session, User
 from qrlogin.store.tables import sessions
@@ -68,6 +68,25 @@ class World:
     async def session_count(self) -> int:
         async with self.services.store.engine.connect() as conn:
             return len((await conn.execute(select(sessions.c.id))).all())
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A session the exchange started, read back from the built-in store."""
+
+    token: str
+    session: Session
+    user: User
+
+
+async def issued(world: World, started: StartedSession) -> Issued:
+    """What ``started`` (the identity port's reply) stands for in the built-in tables."""
+    token = started.cookie.value if started.cookie else started.access_token
+    assert token is not None
+    session = await world.services.store.get_session(started.session_id)
+    user = await world.services.store.get_user(started.user_id)
+    assert session is not None and user is not None
+    return Issued(token, session, user)
 
 
 @dataclass(frozen=True)

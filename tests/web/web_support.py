@@ -19,7 +19,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import Table, func, select, text
 
-from qrlogin.accounts.mail import Mail
+from qrlogin.mail import Mail
 from qrlogin.services import Services
 
 PUBLIC_URL = "http://testserver"

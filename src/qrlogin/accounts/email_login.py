@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 
 from qrlogin.accounts.lockout import AccountGuard
-from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidCode, InvalidRequest
 from qrlogin.core.policy import Policy
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
@@ -25,10 +25,12 @@ from qrlogin.core.tokens import (
     normalize_code,
     sha256_hex,
 )
+from qrlogin.identity.device import Device
+from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.limiter import RateLimiter
-from qrlogin.sessions.service import Device, IssuedSession, SessionService, session_entry
-from qrlogin.store.records import AuditEntry, EmailLogin, Session, User
-from qrlogin.store.sql import SqlStore
+from qrlogin.mail import Mail, Mailer
+from qrlogin.store.ports import AccountStore
+from qrlogin.store.records import AuditEntry, EmailLogin, User
 
 log = logging.getLogger("qrlogin.accounts")
 
@@ -51,8 +53,8 @@ class LinkInfo:
 class EmailLogins:
     def __init__(
         self,
-        store: SqlStore,
-        sessions: SessionService,
+        store: AccountStore,
+        sessions: StoredSessionStarter,
         mailer: Mailer,
         clock: Clock,
         policy: Policy,
@@ -79,7 +81,7 @@ class EmailLogins:
         """Send one mail with a code and a link. Same reply whether or not the account exists."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_start_per_ip", (device.ip,)),
+            ("email_start_per_ip", (self.limiter.ip_key(device.ip),)),
             ("email_start_per_address", (email,)),
             ("email_start_global", ()),
         )
@@ -98,7 +100,7 @@ class EmailLogins:
                 ip=device.ip[:64],
                 created_at=now,
                 expires_at=now + self.policy.email_code_lifetime,
-                next=next_url,
+                next=safe_redirect_path(next_url),  # whoever calls, only a path is kept
             )
         )
         minutes = int(self.policy.email_code_lifetime // 60)
@@ -120,53 +122,44 @@ class EmailLogins:
 
     async def _complete(
         self, login: EmailLogin, device: Device, *, picked_up: bool = False, api: bool = False
-    ) -> IssuedSession | None:
-        tokens: list[str] = []
-        now = self.clock.now()
-
-        def new_session(user: User) -> tuple[Session, AuditEntry]:
-            token, session = self.sessions.new_session(user, device, "email", api=api)
-            tokens.append(token)
-            return session, session_entry("session.created", session, now, device)
-
+    ) -> tuple[User, StartedSession] | None:
+        """Consume the email login and write the new device's session, in one transaction
+        (the conditional write a race has one winner of); ``None`` when it was lost."""
+        user = await self.store.user_by_email(login.email)
+        if user is None:  # first sign-in: the account is made first (a no-op if it wins)
+            user = await self.store.ensure_user(self._new_user(login.email))
+        grant = SessionGrant(user_id=user.id, device=device, linked_by="email", api=api)
+        rows, started = await self.sessions.prepare_session(grant)
         done = await self.store.complete_email_login(
-            login.id,
-            self.clock.now(),
-            self.policy.code_attempts,
-            self._new_user,
-            new_session,
-            picked_up=picked_up,
+            login.id, self.clock.now(), self.policy.code_attempts, rows, picked_up=picked_up
         )
-        if done is None:
+        if not done:
             return None
-        user, session = done
-        issued = IssuedSession(tokens[0], session, user)
-        if api:
-            issued = await self.sessions.add_refresh_token(issued)
-        await self.sessions.announce(issued, None, mail=False)
-        return issued
+        await self.sessions.session_started(grant, started)
+        return user, started
 
     async def verify_code(
         self, raw_email: str, raw_code: str, device: Device, *, api: bool = False
-    ) -> IssuedSession:
+    ) -> StartedSession:
         """A session for the right code; one and the same refusal for every failure."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_verify_per_ip", (device.ip,)), ("email_verify_global", ())
+            ("email_verify_per_ip", (self.limiter.ip_key(device.ip),)),
+            ("email_verify_global", ()),
         )
         user = await self.store.user_by_email(email)
         if user is not None:
-            await self.guard.check(user)
+            await self.guard.check_user(user)
         now = self.clock.now()
         login = await self.store.latest_email_login(email, now, self.policy.code_attempts)
         code = normalize_code(raw_code)
         right = login is not None and constant_time_equal(
             login.code_hmac, code_hmac(self.key, code, login.id)
         )
-        issued = None
+        done = None
         if login is not None and right:
-            issued = await self._complete(login, device, api=api)
-        if issued is None:
+            done = await self._complete(login, device, api=api)
+        if done is None:
             # one activity row per failure: on the account when there is one
             if login is not None and not right:
                 failure = AuditEntry(
@@ -178,10 +171,11 @@ class EmailLogins:
                 )
                 await self.store.fail_email_code(login.id, None if user else failure)
             if user is not None:
-                await self.guard.failed(user, "email_code", device.ip, device.user_agent)
+                await self.guard.failed(user.id, "email_code", device.ip, device.user_agent)
             raise InvalidCode()
-        await self.guard.succeeded(issued.user)
-        return issued
+        if done[0].failed_code_streak:
+            await self.guard.succeeded(done[0].id)
+        return done[1]
 
     async def link(self, link_token: str, browser_token: str | None) -> LinkInfo | None:
         """Look at a link without using it (GET)."""
@@ -199,21 +193,23 @@ class EmailLogins:
 
     async def confirm_link(
         self, link_token: str, browser_token: str | None, device: Device
-    ) -> tuple[IssuedSession | None, LinkInfo | None]:
+    ) -> tuple[StartedSession | None, LinkInfo | None]:
         """POST of the link. In the browser that asked: a session here. Elsewhere: hand off to
         the asking browser (``(None, info)``). Unknown or used: ``(None, None)``."""
         info = await self.link(link_token, browser_token)
         if info is None:
             return None, None
         if info.same_browser or info.login.browser_hash is None:
-            issued = await self._complete(info.login, device)
-            return issued, (info if issued is not None else None)  # a lost race: link used
+            done = await self._complete(info.login, device)
+            if done is None:  # a lost race: the link was used
+                return None, None
+            return done[1], info
         ok = await self.store.confirm_email_login_elsewhere(
             info.login.id, self.clock.now(), self.policy.code_attempts
         )
         return None, (info if ok else None)
 
-    async def pick_up(self, browser_token: str | None, device: Device) -> IssuedSession | None:
+    async def pick_up(self, browser_token: str | None, device: Device) -> StartedSession | None:
         """The asking browser collects a sign-in confirmed by link on another device."""
         if not browser_token:
             return None
@@ -222,4 +218,5 @@ class EmailLogins:
         )
         if login is None:
             return None
-        return await self._complete(login, device, picked_up=True)
+        done = await self._complete(login, device, picked_up=True)
+        return done[1] if done else None

@@ -5,27 +5,38 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Protocol
 
-from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import AccountLocked
 from qrlogin.core.policy import Policy
-from qrlogin.sessions.service import Device, SessionService
+from qrlogin.identity.device import Device
+from qrlogin.mail import Mail, Mailer
+from qrlogin.store.ports import AccountStore
 from qrlogin.store.records import AuditEntry, User
-from qrlogin.store.sql import SqlStore
 
 log = logging.getLogger("qrlogin.accounts")
 
 
+class SignsOut(Protocol):
+    """Signs every session of an account out (the built-in sessions do)."""
+
+    async def revoke_all(
+        self, user_id: str, reason: str, device: Device | None, *, keep: str | None = None
+    ) -> int: ...
+
+
 class AccountGuard:
+    """The built-in accounts' ``identity.ports.CodeFailures``."""
+
     def __init__(
         self,
-        store: SqlStore,
+        store: AccountStore,
         mailer: Mailer,
         clock: Clock,
         policy: Policy,
         site_name: str,
-        sessions: SessionService,
+        sessions: SignsOut,
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -40,15 +51,21 @@ class AccountGuard:
         left = user.locked_at + self.policy.account_lockout - self.clock.now()
         return int(left) + 1 if left > 0 else None
 
-    async def check(self, user: User) -> None:
+    async def check(self, user_id: str) -> None:
         """Refuse while the account is locked; clear an expired lock."""
+        user = await self.store.get_user(user_id)
+        if user is not None:
+            await self.check_user(user)
+
+    async def check_user(self, user: User) -> None:
+        """``check`` for a user already read."""
         retry = self._retry_after(user)
         if retry is not None:
             raise AccountLocked(retry_after=retry)
         if user.locked_at is not None:
             await self.store.reset_code_failures(user.id)
 
-    async def failed(self, user: User, kind: str, ip: str, user_agent: str) -> None:
+    async def failed(self, user_id: str, kind: str, ip: str, user_agent: str) -> None:
         """Count a wrong code of ``kind``; on the threshold lock the account, sign out its
         devices and tell its owner."""
         now = self.clock.now()
@@ -57,17 +74,17 @@ class AccountGuard:
             created_at=now,
             ip=ip[:64],
             user_agent=user_agent[:500],
-            user_id=user.id,
+            user_id=user_id,
             detail=kind,
         )
-        updated = await self.store.record_code_failure(
-            user.id, now, self.policy.account_failure_lockout, entry
+        user = await self.store.record_code_failure(
+            user_id, now, self.policy.account_failure_lockout, entry
         )
-        if updated is None or updated.locked_at is None or user.locked_at is not None:
+        if user is None or user.locked_at is None:
             return
-        if updated.failed_code_streak != self.policy.account_failure_lockout:
-            return  # only the failure that locked it acts
-        log.warning("account locked after repeated wrong codes", extra={"user_id": user.id})
+        if user.failed_code_streak != self.policy.account_failure_lockout:
+            return  # only the failure that locked it acts (the streak counts on while locked)
+        log.warning("account locked after repeated wrong codes", extra={"user_id": user_id})
         await self.store.audit(replace(entry, event="account.locked", detail=None))
         if kind == "user_code":
             # wrong user codes come from the account's own signed-in sessions: one of them may
@@ -86,6 +103,5 @@ class AccountGuard:
             )
         )
 
-    async def succeeded(self, user: User) -> None:
-        if user.failed_code_streak:
-            await self.store.reset_code_failures(user.id)
+    async def succeeded(self, user_id: str) -> None:
+        await self.store.reset_code_failures(user_id)  # writes only when there is a streak

@@ -53,7 +53,10 @@ class Transition:
 TRANSITIONS: dict[Action, Transition] = {
     Action.SCAN: Transition(frozenset({Status.PENDING}), Status.SCANNED),
     Action.APPROVE: Transition(frozenset({Status.SCANNED}), Status.APPROVED),
-    Action.DENY: Transition(frozenset({Status.PENDING, Status.SCANNED}), Status.DENIED),
+    # an approval may be withdrawn until the exchange (DESIGN.md requirement 11)
+    Action.DENY: Transition(
+        frozenset({Status.PENDING, Status.SCANNED, Status.APPROVED}), Status.DENIED
+    ),
     Action.CANCEL: Transition(
         frozenset({Status.PENDING, Status.SCANNED, Status.APPROVED}), Status.CANCELLED
     ),

@@ -42,13 +42,11 @@ class ApproverFlows(LoginRequestsBase):
     async def link(self, raw_code: str, approver: Approver) -> ApproverView:
         """The approver typed a requester's user code (RFC 8628 §3.3): claim that request as a
         scan would. Unknown, expired, used and wrong codes all get one reply."""
-        user = await self.store.get_user(approver.user_id)
-        if user is None:
-            raise InvalidCode()
-        await self.guard.check(user)
+        if self.failures is not None:
+            await self.failures.check(approver.user_id)
         await self.limiter.reserve_all(
-            ("link_per_account", (user.id,)),
-            ("link_per_ip", (approver.ip,)),
+            ("link_per_account", (approver.user_id,)),
+            ("link_per_ip", (self.limiter.ip_key(approver.ip),)),
             ("link_global", ()),
         )
         code = codes.plausible_user_code(raw_code, self.user_code_format)
@@ -57,15 +55,18 @@ class ApproverFlows(LoginRequestsBase):
             rec = await self.store.login_request_by_user_code(
                 self._user_code_hmac(code), self.clock.now()
             )
-        if rec is None:
-            await self.guard.failed(user, "user_code", approver.ip, approver.user_agent)
-            raise InvalidCode()
         try:
+            if rec is None:
+                raise InvalidHandle()
             view = await self.claim(rec, approver, via="user_code")
         except InvalidHandle:
-            await self.guard.failed(user, "user_code", approver.ip, approver.user_agent)
+            if self.failures is not None:
+                await self.failures.failed(
+                    approver.user_id, "user_code", approver.ip, approver.user_agent
+                )
             raise InvalidCode() from None
-        await self.guard.succeeded(user)
+        if self.failures is not None:
+            await self.failures.succeeded(approver.user_id)
         return view
 
     def _claimed_by(self, rec: LoginRequest, approver: Approver) -> bool:
@@ -127,7 +128,7 @@ class ApproverFlows(LoginRequestsBase):
             if self._needs_confirm_code(rec, approver):
                 code = codes.derive_confirm_code(self.key, rec.id)
                 values["confirm_code_hmac"] = code_hmac(self.key, code, rec.id)
-        else:
+        else:  # a deny, or the withdrawal of an approval before the exchange
             values.update(finished_at=now, reason="denied_by_approver")
         new = await self.store.transition(
             rec.id,
@@ -157,6 +158,7 @@ class ApproverFlows(LoginRequestsBase):
         return await self._decide(handle, approver, Action.APPROVE)
 
     async def deny(self, handle: str, approver: Approver) -> ApproverView:
+        """Deny, or withdraw an approval until the requester has exchanged it."""
         return await self._decide(handle, approver, Action.DENY)
 
     def describe_requester(self, rec: LoginRequest, approver_ip: str) -> RequesterInfo:

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core import codes
 from qrlogin.core.clock import Clock
-from qrlogin.core.machine import Status
+from qrlogin.core.machine import Action, Status
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import (
     code_hmac,
     derive_handle,
 )
 from qrlogin.events.port import EventBus, login_request_channel
-from qrlogin.identity.ports import Approver
+from qrlogin.identity.device import Device
+from qrlogin.identity.ports import Approver, ApproverIdentity, CodeFailures, SessionStarter
 from qrlogin.limiter import RateLimiter
-from qrlogin.sessions.service import (
-    Device,
-    SessionService,
-)
+from qrlogin.store.ports import LoginRequestStore
 from qrlogin.store.records import AuditEntry, LoginRequest
-from qrlogin.store.sql import SqlStore
 
 USER_CODE_SCOPE = "user_code"  # user codes identify the request, so they cannot be scoped to it
 
@@ -43,11 +39,17 @@ class ApproverView:
 
 
 class LoginRequestsBase:
+    """The handshake's wiring. It knows users and sessions only through the identity ports:
+    ``approvers`` says who is signed in on an approving device and whether that session is
+    still live, ``sessions`` starts the requester's session, and ``failures`` (optional)
+    counts wrong codes per account."""
+
     def __init__(
         self,
-        store: SqlStore,
+        store: LoginRequestStore,
         bus: EventBus,
-        sessions: SessionService,
+        approvers: ApproverIdentity,
+        sessions: SessionStarter,
         clock: Clock,
         policy: Policy,
         key: bytes,
@@ -56,10 +58,11 @@ class LoginRequestsBase:
         confirm: str,
         user_code_format: codes.UserCodeFormat,
         limiter: RateLimiter,
-        guard: AccountGuard,
+        failures: CodeFailures | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
+        self.approvers = approvers
         self.sessions = sessions
         self.clock = clock
         self.policy = policy
@@ -68,7 +71,7 @@ class LoginRequestsBase:
         self.confirm = confirm
         self.user_code_format: codes.UserCodeFormat = user_code_format
         self.limiter = limiter
-        self.guard = guard
+        self.failures = failures
 
     # -- derived values --------------------------------------------------------------------
 
@@ -110,6 +113,26 @@ class LoginRequestsBase:
 
     def _user_code_hmac(self, code: str) -> str:
         return code_hmac(self.key, code, USER_CODE_SCOPE)
+
+    async def end_approvals_of(self, session_id: str) -> int:
+        """An approver session ended (signed out, revoked): the requests it claimed and that
+        were not exchanged yet are denied, and their requesters told at once (DESIGN.md
+        requirement 11). Returns how many it ended."""
+        now = self.clock.now()
+        ended = 0
+        for rec in await self.store.claimed_by_session(session_id, now):
+            new = await self.store.transition(
+                rec.id,
+                Action.DENY,
+                now,
+                values={"finished_at": now, "reason": "approver_signed_out"},
+                expect={"approver_session_id": session_id},
+                audit=lambda r: self._entry("request.denied", r, detail="approver_signed_out"),
+            )
+            if new is not None:
+                ended += 1
+                await self._publish(new)
+        return ended
 
     async def _publish(self, rec: LoginRequest) -> None:
         await self.bus.publish(login_request_channel(rec.id), rec.version)

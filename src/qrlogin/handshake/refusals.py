@@ -30,4 +30,9 @@ def exchange_refusal(status: Status, reason: str | None = None) -> QrLoginError 
         return AccessDenied(
             "Too many wrong confirm codes: this sign-in was blocked. Start a new login request."
         )
+    if cls is AccessDenied and reason == "approver_signed_out":
+        return AccessDenied(
+            "The device that approved this sign-in has been signed out since, so the approval "
+            "no longer counts. Scan the code again from a signed-in device."
+        )
     return cls()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qrlogin.core import codes
+from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import (
     ConfirmCodeRequired,
     InvalidCode,
@@ -23,20 +24,22 @@ from qrlogin.core.tokens import (
 from qrlogin.handshake.base import Created, LoginRequestsBase
 from qrlogin.handshake.refusals import exchange_refusal
 from qrlogin.handshake.views import LoginRequestState
+from qrlogin.identity.device import Device
+from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.limiter import UNLIMITED
-from qrlogin.sessions.service import Device, IssuedSession
-from qrlogin.store.records import LoginRequest
+from qrlogin.store.records import AuditEntry, LoginRequest
 
 
 class RequesterFlows(LoginRequestsBase):
     # -- requester -------------------------------------------------------------------------
 
     async def create(self, device: Device) -> Created:
-        await self.limiter.reserve_all(("create_per_ip", (device.ip,)), ("create_global", ()))
+        ip_key = self.limiter.ip_key(device.ip)
+        await self.limiter.reserve_all(("create_per_ip", (ip_key,)), ("create_global", ()))
         now = self.clock.now()
         cap = self.limiter.rules.pending_per_ip
         if cap < UNLIMITED.pending_per_ip and (
-            await self.store.count_pending_by_ip(device.ip, now, cap) >= cap
+            await self.store.count_pending_by_ip(ip_key, now, cap) >= cap
         ):
             raise RateLimited(
                 "Too many sign-ins are waiting from your network. Finish or cancel one, "
@@ -63,9 +66,11 @@ class RequesterFlows(LoginRequestsBase):
             expires_at=now + self.policy.request_lifetime,
             handle_seq=0,
             handle_hash=sha256_hex(handle_tag(self.key, request_id)),
-            device_name=device.name[:100],
+            # cleaned where it enters (web/deps.py) and again here, for embedding hosts
+            device_name=clean_device_name(device.name) or "A device",
             user_agent=device.user_agent[:500],
             ip=device.ip[:64],
+            ip_key=ip_key[:64],
             user_code_hmac=self._user_code_hmac(code),
             user_code_seq=seq,
         )
@@ -129,45 +134,58 @@ class RequesterFlows(LoginRequestsBase):
 
     async def exchange(
         self, rec: LoginRequest, confirm_code: str | None, device: Device, *, api: bool = False
-    ) -> IssuedSession:
-        """approved → consumed: a **new** session for the requester (requirement 5)."""
+    ) -> StartedSession:
+        """approved → consumed, then a **new** session for the requester (requirement 5),
+        started through the identity port once this call has won the conditional write.
+        An approval whose approver session has ended since is refused (requirement 11)."""
         now = self.clock.now()
         refusal = exchange_refusal(rec.status_at(now), rec.reason)
         if refusal is not None:
             raise refusal
         if rec.confirm_code_hmac is not None:
             await self._check_confirm_code(rec, confirm_code, device)
-        user = await self.store.get_user(rec.approver_user_id or "")
-        if user is None:
-            raise exchange_refusal(Status.DENIED) or InvalidSecret()
-        token, session = self.sessions.new_session(
-            user,
-            Device(rec.device_name, device.user_agent or rec.user_agent, device.ip or rec.ip),
-            rec.linked_by or "qr",
-            linked_from_session_id=rec.approver_session_id,
-            login_request_id=rec.id,
-            api=api,
-        )
-        new = await self.store.exchange(
-            rec.id,
-            now,
-            session,
-            expect={"version": rec.version},
-            audit=lambda r: self._entry(
-                "request.consumed", r, device=device, session_id=session.id, detail=r.linked_by
+        user_id, approver_session = rec.approver_user_id or "", rec.approver_session_id or ""
+        if not await self.approvers.session_is_live(user_id, approver_session):
+            await self.end_approvals_of(approver_session)
+            raise exchange_refusal(Status.DENIED, "approver_signed_out") or InvalidSecret()
+        grant = SessionGrant(
+            user_id=user_id,
+            device=Device(
+                rec.device_name, device.user_agent or rec.user_agent, device.ip or rec.ip
             ),
+            linked_by=rec.linked_by or "qr",
+            api=api,
+            login_request_id=rec.id,
+            approver_session_id=approver_session,
         )
-        if new is None:  # lost a race: report the state the winner left
-            latest = await self.store.get_login_request(rec.id)
-            status = latest.status_at(now) if latest else Status.EXPIRED
-            raise exchange_refusal(status, latest.reason if latest else None) or InvalidSecret()
-        await self._publish(new)
-        issued = IssuedSession(token, session, user)
-        if api:
-            issued = await self.sessions.add_refresh_token(issued)
-        linked_from = await self.store.get_session(rec.approver_session_id or "")
-        await self.sessions.announce(issued, linked_from)
-        return issued
+        values, expect = {"finished_at": now}, {"version": rec.version}
+
+        def audit(r: LoginRequest) -> AuditEntry:
+            return self._entry("request.consumed", r, device=device, detail=r.linked_by)
+
+        if isinstance(self.sessions, StoredSessionStarter):
+            # the built-in sessions: the session's rows go into the consuming transaction
+            rows, started = await self.sessions.prepare_session(grant)
+            new = await self.store.exchange(rec.id, now, values, expect, audit, rows)
+            await self._won(rec.id, new, now)
+            await self.sessions.session_started(grant, started)
+            return started
+        # a host app's sessions: started once this call has won the consuming write
+        new = await self.store.transition(
+            rec.id, Action.EXCHANGE, now, values=values, expect=expect, audit=audit
+        )
+        await self._won(rec.id, new, now)
+        return await self.sessions.start_session(grant)
+
+    async def _won(self, request_id: str, new: LoginRequest | None, now: float) -> None:
+        """Tell the requester's listeners of the consuming write it won; if another caller
+        won it (``new`` is None), refuse with the state the winner left."""
+        if new is not None:
+            await self._publish(new)
+            return
+        latest = await self.store.get_login_request(request_id)
+        status = latest.status_at(now) if latest else Status.EXPIRED
+        raise exchange_refusal(status, latest.reason if latest else None) or InvalidSecret()
 
     async def _check_confirm_code(
         self, rec: LoginRequest, confirm_code: str | None, device: Device
@@ -193,7 +211,10 @@ class RequesterFlows(LoginRequestsBase):
             refusal = exchange_refusal(Status.DENIED, new.reason)
             assert refusal is not None
             raise refusal
-        raise InvalidCode("That confirm code is not right. Check the code on your other device.")
+        raise InvalidCode(
+            "That confirm code is not right. Check the code on your other device.",
+            attempts_left=max(0, self.policy.confirm_attempts - new.confirm_attempts),
+        )
 
     async def expire_due(self) -> int:
         """Record the expiry of requests past their lifetime, and tell their listeners."""

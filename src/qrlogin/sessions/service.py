@@ -6,32 +6,24 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from qrlogin.accounts.mail import Mail, Mailer
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidGrant
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import new_id, new_secret, sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.events.port import EventBus, user_channel
-from qrlogin.store.records import AuditEntry, RefreshToken, Session, User
-from qrlogin.store.sessions import RefreshOutcome
-from qrlogin.store.sql import SqlStore
+from qrlogin.identity.device import Device
+from qrlogin.mail import Mail, Mailer
+from qrlogin.store.ports import SessionStore
+from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshToken, Session, User
 
 log = logging.getLogger("qrlogin.sessions")
 
 LINKED_BY_TEXT = {"email": "by email", "qr": "by QR", "user_code": "by code"}
-
-
-@dataclass(frozen=True)
-class Device:
-    """What we know of a device from its request."""
-
-    name: str
-    user_agent: str
-    ip: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ def session_entry(event: str, session: Session, now: float, device: Device | Non
 class SessionService:
     def __init__(
         self,
-        store: SqlStore,
+        store: SessionStore,
         clock: Clock,
         policy: Policy,
         bus: EventBus,
@@ -84,6 +76,9 @@ class SessionService:
         self.site_name = site_name
         self.public_url = public_url
         self._background: set[asyncio.Task[None]] = set()
+        # called with the id of every session revoked, once its revocation is written: the
+        # handshake ends the login requests that session approved (DESIGN.md requirement 11)
+        self.on_revoked: Callable[[str], Awaitable[object]] | None = None
 
     # -- issuing ---------------------------------------------------------------------------
 
@@ -118,18 +113,21 @@ class SessionService:
         )
         return token, session
 
-    async def add_refresh_token(self, issued: IssuedSession) -> IssuedSession:
-        """Give an API client's new session its first refresh token."""
+    def with_refresh_token(
+        self, issued: IssuedSession
+    ) -> tuple[IssuedSession, RefreshToken | None]:
+        """An API client's new session gets its first refresh token (the record to write and
+        the session as issued, with the token); a browser's gets none."""
+        if issued.session.access_expires_at is None:  # a browser's session
+            return issued, None
         token = new_secret()
-        await self.store.insert_refresh_token(
-            RefreshToken(
-                token_hash=sha256_hex(token),
-                session_id=issued.session.id,
-                created_at=self.clock.now(),
-                expires_at=issued.session.expires_at,
-            )
+        refresh = RefreshToken(
+            token_hash=sha256_hex(token),
+            session_id=issued.session.id,
+            created_at=self.clock.now(),
+            expires_at=issued.session.expires_at,
         )
-        return IssuedSession(issued.token, issued.session, issued.user, token)
+        return IssuedSession(issued.token, issued.session, issued.user, token), refresh
 
     def _derive(self, purpose: str, refresh_token: str) -> str:
         # The next tokens are derived from the used one and the server key, so a retry in the
@@ -187,11 +185,12 @@ class SessionService:
             await self.store.touch_session(session.id, now, self.policy.last_seen_every)
         return Authenticated(session, user)
 
-    async def is_active(self, session_id: str) -> bool:
+    async def is_active(self, session_id: str, user_id: str | None = None) -> bool:
+        """Whether the session is live (and, when given, belongs to ``user_id``)."""
         session = await self.store.get_session(session_id)
-        return session is not None and session.active_at(
-            self.clock.now(), self.policy.session_idle_timeout
-        )
+        if session is None or (user_id is not None and session.user_id != user_id):
+            return False
+        return session.active_at(self.clock.now(), self.policy.session_idle_timeout)
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -204,6 +203,8 @@ class SessionService:
         if revoked is None:
             return False
         await self.bus.publish(user_channel(session.user_id), 0)
+        if self.on_revoked is not None:
+            await self.on_revoked(session.id)
         return True
 
     async def revoke_all(
@@ -222,14 +223,14 @@ class SessionService:
         return f"{browser} on {system}"
 
     async def announce(
-        self, issued: IssuedSession, linked_from: Session | None, *, mail: bool = True
+        self, user_id: str, session_id: str, linked_from: Session | None, *, mail: bool
     ) -> None:
-        """A new device signed in: wake the user's open pages (they show a notice) and, for a
-        device linked from another one, mail the user, without delaying the sign-in itself."""
-        await self.bus.publish(user_channel(issued.user.id), 0)
+        """A new device signed in: wake the user's open pages (they show a notice) and, when
+        ``mail``, mail the user, without delaying the sign-in itself."""
+        await self.bus.publish(user_channel(user_id), 0)
         if not mail:
             return
-        task = asyncio.create_task(self._mail_notice(issued, linked_from))
+        task = asyncio.create_task(self._mail_notice(user_id, session_id, linked_from))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -238,15 +239,21 @@ class SessionService:
         source = f" from {linked_from.device_name}" if linked_from is not None else ""
         return f"New sign-in: {self.describe(session)}, linked {how}{source} at {when}"
 
-    async def _mail_notice(self, issued: IssuedSession, linked_from: Session | None) -> None:
-        when = datetime.fromtimestamp(issued.session.created_at, UTC).strftime("%H:%M UTC")
-        text = self.notice_text(issued.session, linked_from, when)
+    async def _mail_notice(
+        self, user_id: str, session_id: str, linked_from: Session | None
+    ) -> None:
         try:
+            session = await self.store.get_session(session_id)
+            user = await self.store.get_user(user_id)
+            if session is None or user is None:
+                return
+            when = datetime.fromtimestamp(session.created_at, UTC).strftime("%H:%M UTC")
+            text = self.notice_text(session, linked_from, when)
             await self.mailer.send(
                 Mail(
-                    issued.user.email,
+                    user.email,
                     f"New sign-in to your {self.site_name} account",
-                    f"{text} (IP {issued.session.ip}).\n\n"
+                    f"{text} (IP {session.ip}).\n\n"
                     "If this was you, there is nothing to do. If not, sign that device out now:\n"
                     f"{self.public_url}/account/devices\n",
                 )

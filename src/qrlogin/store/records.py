@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
@@ -54,6 +55,7 @@ class LoginRequest(_Record):
     device_name: str
     user_agent: str
     ip: str
+    ip_key: str = ""  # what the pending-per-IP cap counts (core.network.rate_key of ip)
     reason: str | None = None
     user_code_hmac: str | None = None
     user_code_seq: int = 0
@@ -66,7 +68,6 @@ class LoginRequest(_Record):
     scanned_at: float | None = None
     approved_at: float | None = None
     finished_at: float | None = None
-    session_id: str | None = None
 
     def status_at(self, now: float) -> Status:
         return effective_status(Status(self.status), self.expires_at, now)
@@ -139,3 +140,26 @@ class AuditEntry(_Record):
     request_id: str | None = None
     detail: str | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class NewSessionRows:
+    """A built-in session's rows, written in the same transaction as the change that
+    starts it (``LoginRequestStore.exchange``)."""
+
+    session: Session
+    refresh: RefreshToken | None = None
+    audit: AuditEntry | None = None
+
+
+class RefreshOutcome(enum.Enum):
+    ROTATED = "rotated"  # first use: the chain moved on
+    RETRY = "retry"  # a repeat within the retry window: same new tokens again
+    REUSED = "reused"  # a used token after the window: the whole chain is revoked
+    INVALID = "invalid"  # unknown, expired, or its session is gone
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    outcome: RefreshOutcome
+    session: Session | None

@@ -5,20 +5,20 @@ racing callers exactly one gets a row back."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, select, update
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
-from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, LoginRequest, Session
-from qrlogin.store.tables import login_requests, sessions
+from qrlogin.store.ports import AuditFor
+from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
+from qrlogin.store.tables import login_requests, refresh_tokens, sessions
 
 _LR = login_requests.c
-AuditFor = Callable[[LoginRequest], AuditEntry | None]
 
 # the reads behind every requester and approver call, built once (see ``SqlBase._first``)
 _BY_ID = select(login_requests).where(_LR.id == bindparam("id"))
@@ -56,36 +56,65 @@ def _transition_statement(
     )
 
 
-class LoginRequestStore(SqlBase):
+class SqlLoginRequests(SqlBase):
+    """``store.ports.LoginRequestStore`` in SQL."""
+
+    @shielded
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
         async with self._write() as conn:
             await conn.execute(insert_into(login_requests), rec.to_row())
             await self._audit(conn, [audit])
 
+    @shielded
     async def get_login_request(self, request_id: str) -> LoginRequest | None:
         row = await self._first(_BY_ID, {"id": request_id})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def login_request_by_handle(self, tag_hash: str) -> LoginRequest | None:
         """The request whose handles carry this tag (``handle_hash`` holds the tag's hash);
         the caller checks the rotating part (``ApproverFlows._by_handle``)."""
         row = await self._first(_BY_HANDLE, {"tag": tag_hash})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:
         row = await self._first(_BY_USER_CODE, {"code": code_hmac, "now": now})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
+    async def claimed_by_session(self, session_id: str, now: float) -> list[LoginRequest]:
+        """The live requests that approver session claimed (scanned or approved)."""
+        live = [Status.SCANNED.value, Status.APPROVED.value]
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(login_requests).where(
+                            _LR.approver_session_id == session_id,
+                            _LR.status.in_(live),
+                            _LR.expires_at > now,
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [LoginRequest.from_mapping(r) for r in rows]
+
+    @shielded
     async def count_by_status(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(_LR.status, func.count()).group_by(_LR.status))).all()
         return {str(status): int(n) for status, n in rows}
 
-    async def count_pending_by_ip(self, ip: str, now: float, up_to: int) -> int:
-        """Pending requests from ``ip``, counted no further than ``up_to`` (a bounded scan)."""
+    @shielded
+    async def count_pending_by_ip(self, ip_key: str, now: float, up_to: int) -> int:
+        """Pending requests from the address or network ``ip_key`` (``LoginRequest.ip_key``),
+        counted no further than ``up_to`` (a bounded scan)."""
         pending = (
             select(_LR.id)
-            .where(_LR.ip == ip, _LR.status == Status.PENDING.value, _LR.expires_at > now)
+            .where(_LR.ip_key == ip_key, _LR.status == Status.PENDING.value, _LR.expires_at > now)
             .limit(up_to)
             .subquery()
         )
@@ -122,6 +151,7 @@ class LoginRequestStore(SqlBase):
         row = (await conn.execute(stmt, params)).mappings().first()
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def transition(
         self,
         request_id: str,
@@ -139,26 +169,29 @@ class LoginRequestStore(SqlBase):
                 await self._audit(conn, [audit(rec)])
         return rec
 
+    @shielded
     async def exchange(
         self,
         request_id: str,
         now: float,
-        session: Session,
+        values: Mapping[str, Any],
         expect: Mapping[str, Any],
         audit: AuditFor,
+        rows: NewSessionRows,
     ) -> LoginRequest | None:
-        """approved → consumed and the new session, in one transaction, or nothing at all."""
-        values = {"finished_at": now, "session_id": session.id}
+        """approved → consumed and the new session's rows, in one transaction, or nothing at
+        all: a crash cannot leave a consumed request without its session."""
         async with self._write() as conn:
             rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
             if rec is None:
                 return None
-            await conn.execute(insert_into(sessions), session.to_row())
-            entry = audit(rec)
-            created = replace(entry, event="session.created") if entry else None
-            await self._audit(conn, [entry, created])
+            await conn.execute(insert_into(sessions), rows.session.to_row())
+            if rows.refresh is not None:
+                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+            await self._audit(conn, [audit(rec), rows.audit])
         return rec
 
+    @shielded
     async def fail_confirm_code(
         self, request_id: str, now: float, limit: int, audit: AuditFor
     ) -> LoginRequest | None:
@@ -184,6 +217,7 @@ class LoginRequestStore(SqlBase):
                 await self._audit(conn, [entry, burned])
         return rec
 
+    @shielded
     async def expire_due(self, now: float, audit: AuditFor, batch: int = 500) -> list[LoginRequest]:
         """Write ``expired`` on live requests past their lifetime (readers already treat them as
         expired); one audit row each, in bounded batches."""

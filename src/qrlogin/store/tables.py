@@ -41,6 +41,8 @@ login_requests = Table(
     Column("device_name", String(100), nullable=False),
     Column("user_agent", String(500), nullable=False),
     Column("ip", String(64), nullable=False),
+    # the client's address, or its IPv6 network, as per-IP limits count it
+    Column("ip_key", String(64), nullable=False, server_default=""),
     Column("user_code_hmac", String(HASH), nullable=True),
     Column("user_code_seq", Integer, nullable=False, server_default="0"),
     Column("confirm_code_hmac", String(HASH), nullable=True),
@@ -52,10 +54,10 @@ login_requests = Table(
     Column("scanned_at", Float, nullable=True),
     Column("approved_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
-    Column("session_id", String(ID), nullable=True),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
     Index("ix_login_requests_expires_at", "expires_at"),
-    Index("ix_login_requests_ip", "ip"),
+    Index("ix_login_requests_approver_session_id", "approver_session_id"),
+    Index("ix_login_requests_ip_key", "ip_key"),
 )
 
 sessions = Table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from qrlogin.core.errors import AuthorizationPending
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.web import deps
 from qrlogin.web.responses import CSRF, INVALID_REQUEST, NOT_SIGNED_IN, RATE_LIMITED, merge, refusal
 from qrlogin.web.schemas import (
@@ -15,7 +16,7 @@ from qrlogin.web.schemas import (
     SessionOut,
     UserOut,
 )
-from qrlogin.web.security import BROWSER_HEADER, clear_cookie, require_browser_header
+from qrlogin.web.security import BROWSER_HEADER, require_browser_header
 from qrlogin.web.sessions import session_response
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -23,13 +24,6 @@ router = APIRouter(prefix="/api/v1", tags=["account"])
 
 def _browser(request: Request) -> bool:
     return request.headers.get(BROWSER_HEADER) == "browser"
-
-
-def safe_next(raw: str | None) -> str | None:
-    """Only same-site paths: ``/q/…`` yes, ``//evil.example`` or ``https://…`` no."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw
-    return None
 
 
 @router.post(
@@ -43,7 +37,7 @@ async def email_start(body: EmailStart, request: Request) -> Accepted:
     svc = deps.services(request)
     browser_token = request.cookies.get(deps.cookie_names(request).browser)
     await svc.email_logins.start(
-        body.email, deps.device_of(request), browser_token, safe_next(body.next)
+        body.email, deps.device_of(request), browser_token, safe_redirect_path(body.next)
     )
     return Accepted(message="If the address can receive mail, a code is on its way.")
 
@@ -59,7 +53,7 @@ async def email_verify(body: EmailVerify, request: Request) -> Response:
     issued = await svc.email_logins.verify_code(
         body.email, body.code, deps.device_of(request), api=not browser
     )
-    return session_response(request, issued, browser=browser)
+    return session_response(issued, svc.clock.now())
 
 
 @router.post(
@@ -80,7 +74,7 @@ async def email_pickup(request: Request) -> Response:
         raise AuthorizationPending(
             "Not confirmed yet. Open the link in the mail, or type the code."
         )
-    return session_response(request, issued, browser=True)
+    return session_response(issued, svc.clock.now())
 
 
 @router.get("/me", response_model=MeOut, responses=NOT_SIGNED_IN)
@@ -99,7 +93,5 @@ async def logout(request: Request) -> Response:
         auth.session, "signed_out", deps.device_of(request)
     )
     response = Response(status_code=204)
-    clear_cookie(
-        response, deps.cookie_names(request).session, https=deps.services(request).settings.https
-    )
+    deps.clear_cookie(request, response, deps.cookie_names(request).session)
     return response

@@ -31,9 +31,7 @@ from qrlogin.web.schemas import (
 )
 from qrlogin.web.security import (
     BROWSER_HEADER,
-    clear_cookie,
     require_browser_header,
-    set_cookie,
 )
 from qrlogin.web.sessions import session_response
 
@@ -75,11 +73,11 @@ async def create_login_request(
     created = await svc.login_requests.create(deps.device_of(request, name))
     view = svc.login_requests.requester_view(created.request)
     if _is_browser(request):
-        set_cookie(
+        deps.set_cookie(
+            request,
             response,
             deps.cookie_names(request).requester,
             created.secret,
-            https=svc.settings.https,
             max_age=int(svc.policy.request_lifetime),
             samesite="strict",
         )
@@ -146,10 +144,9 @@ async def exchange_login_request(
         deps.device_of(request, rec.device_name),
         api=not browser,
     )
-    response = session_response(request, issued, browser=browser)
+    response = session_response(issued, svc.clock.now())
     if browser:
-        # clear_cookie keeps Secure: browsers ignore a __Host- cookie's deletion without it
-        clear_cookie(response, deps.cookie_names(request).requester, https=svc.settings.https)
+        deps.clear_cookie(request, response, deps.cookie_names(request).requester)
     return response
 
 

@@ -27,7 +27,7 @@ from qrlogin.web.schemas import (
 )
 from qrlogin.web.security import require_browser_header
 from qrlogin.web.sessions import session_response
-from qrlogin.web.sse import HEARTBEAT, EventStreamResponse, as_is, sse_event
+from qrlogin.web.sse import HEARTBEAT, EventStreamResponse, as_is, last_event_id, sse_event
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 ERRORS = NOT_SIGNED_IN
@@ -132,7 +132,7 @@ async def refresh(body: RefreshBody, request: Request) -> Response:
     whole chain out."""
     svc = deps.services(request)
     issued = await svc.sessions.refresh(body.refresh_token, deps.device_of(request))
-    return session_response(request, issued, browser=False)
+    return session_response(svc.identity.started(issued, browser=False), svc.clock.now())
 
 
 @router.get(
@@ -149,8 +149,8 @@ async def me_events(request: Request) -> Response:
     auth = await deps.require_session(request)
     svc = deps.services(request)
     own = auth.session.id
-    last_id = request.headers.get("last-event-id", "")
-    since = int(last_id) / 1000 if last_id.isdigit() else svc.clock.now()
+    last_id = last_event_id(request.headers.get("last-event-id"))
+    since = last_id / 1000 if last_id is not None else svc.clock.now()
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal since

@@ -22,22 +22,33 @@ from qrlogin.config import Settings
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
 from qrlogin.core.policy import Policy
+from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarter
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
-from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
-from qrlogin.web.errors import error_response, record_failure
+from qrlogin.web import (
+    api_auth,
+    api_login_requests,
+    api_scan,
+    api_sessions,
+    docs,
+    operations,
+    pages,
+)
+from qrlogin.web.errors import LastResort, error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
 from qrlogin.web.responses import allowed_methods, openapi_schema
 from qrlogin.web.schemas import ErrorBody
-from qrlogin.web.security import CookieNames, SecurityHeaders
+from qrlogin.web.security import SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
 STATIC = Path(__file__).with_name("static")
 
 
 def wants_page(request: Request) -> bool:
-    path = request.url.path
+    """A person at a page (not an API client): HTML accepted, outside ``/api/`` (under the
+    host's prefix too)."""
+    path = request.url.path[len(request.scope.get("root_path", "")) :]
     return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
@@ -72,10 +83,28 @@ class QrloginApp(FastAPI):
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+    approvers: ApproverIdentity | None = None,
+    sessions: SessionStarter | None = None,
+    failures: CodeFailures | None = None,
 ) -> FastAPI:
-    """A complete qrlogin app. Its lifespan migrates the database and starts the event bus."""
-    services = build_services(settings, clock=clock, policy=policy)
+    """A qrlogin app. Its lifespan migrates the database and starts the event bus.
+
+    Standalone (no identity adapters): the complete site, with the built-in accounts,
+    sessions and their pages. Embedded (``approvers`` and ``sessions`` from a host app, see
+    ``qrlogin.QRLogin``): only the handshake — the requester API and stream, the approver
+    API, the ``/q/{handle}`` and ``/link`` pages, static files and the probes."""
+    services = build_services(
+        settings,
+        clock=clock,
+        policy=policy,
+        approvers=approvers,
+        sessions=sessions,
+        failures=failures,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,11 +128,11 @@ def create_app(
         version=__version__,
         summary="Sign in on a new device by scanning a QR code with a signed-in device.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by web/docs.py, under a policy of its own
         redoc_url=None,
     )
     app.state.services = services
-    app.state.cookie_names = CookieNames.for_https(settings.https)
+    app.state.cookie_names = settings.cookie_names
     app.requester_events = RequesterEvents(services, app.state.cookie_names.requester)
 
     @app.exception_handler(QrLoginError)
@@ -119,9 +148,9 @@ def create_app(
         failed = record_failure(services.metrics, exc, request.method, request.url.path)
         return error_response(failed)
 
-    # a database error or a database or mail server out of reach is a 503, anything else a
-    # 500 (web/errors.py)
-    for failure in (SQLAlchemyError, OSError, Exception):
+    # a database error or a database or mail server out of reach is a 503 (web/errors.py);
+    # anything else is LastResort's 500, below
+    for failure in (SQLAlchemyError, OSError):
         app.add_exception_handler(failure, _failure)
 
     @app.exception_handler(RequestValidationError)
@@ -145,7 +174,9 @@ def create_app(
             kept = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
             headers = {**kept, "allow": ", ".join(allowed)}
         body = ErrorBody(error="http_error", message=str(exc.detail))
-        return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
+        return JSONResponse(
+            body.model_dump(exclude_none=True), status_code=exc.status_code, headers=headers
+        )
 
     # probes first: FastAPI matches routes in order, and /healthz is hit often and should be
     # cheap (it was matched after every page and API route)
@@ -153,11 +184,16 @@ def create_app(
     app.include_router(api_login_requests.router)
     app.include_router(api_scan.router)
     app.include_router(api_scan.link_router)
-    app.include_router(api_auth.router)
-    app.include_router(api_sessions.router)
-    app.include_router(pages.router)
+    if not services.embedded:
+        app.include_router(api_auth.router)
+        app.include_router(api_sessions.router)
+        app.include_router(pages.router)
+    app.include_router(pages.handshake_router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    app.add_middleware(SecurityHeaders)
+    # innermost first: LastResort answers inside the two others (web/errors.py says why)
+    app.add_middleware(LastResort, metrics=services.metrics)
+    app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(RequestLog)
     return app

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
+from starlette.responses import Response
 
+from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import NotSignedIn
 from qrlogin.core.network import client_ip
 from qrlogin.core.useragent import describe
+from qrlogin.identity.device import Device
 from qrlogin.identity.ports import Approver
 from qrlogin.services import Services
-from qrlogin.sessions.service import Authenticated, Device
+from qrlogin.sessions.service import Authenticated
+from qrlogin.web import security
 from qrlogin.web.security import CookieNames
 
 
@@ -24,6 +28,29 @@ def cookie_names(request: Request) -> CookieNames:
     return names
 
 
+def set_cookie(
+    request: Request,
+    response: Response,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None,
+    samesite: str = "lax",
+) -> None:
+    """One of qrlogin's cookies, on the path qrlogin is served under."""
+    https = services(request).settings.https
+    path = cookie_names(request).path
+    security.set_cookie(
+        response, name, value, https=https, max_age=max_age, samesite=samesite, path=path
+    )
+
+
+def clear_cookie(request: Request, response: Response, name: str) -> None:
+    # keeps Secure: browsers ignore a __Host- cookie's deletion without it
+    https = services(request).settings.https
+    security.clear_cookie(response, name, https=https, path=cookie_names(request).path)
+
+
 def ip_of(request: Request) -> str:
     svc = services(request)
     peer = request.client.host if request.client else None
@@ -31,11 +58,14 @@ def ip_of(request: Request) -> str:
 
 
 def device_of(request: Request, name: str | None = None) -> Device:
+    """The calling device: the name it gives itself, cleaned (a claim, never shown as fact:
+    DESIGN.md requirement 13), else its browser and system; its user agent and IP."""
     ua = request.headers.get("user-agent", "")
+    name = clean_device_name(name)
     if not name:
         browser, system = describe(ua)
-        name = f"{browser} on {system}"
-    return Device(name=name.strip()[:100], user_agent=ua[:500], ip=ip_of(request))
+        name = clean_device_name(f"{browser} on {system}")
+    return Device(name=name, user_agent=ua[:500], ip=ip_of(request))
 
 
 def bearer_in(headers: Headers) -> str | None:
@@ -72,17 +102,33 @@ async def require_session(request: Request) -> Authenticated:
     return auth
 
 
+async def signed_in_approver(request: Request) -> Approver | None:
+    """``require_approver``, or ``None`` when nobody is signed in on this request."""
+    try:
+        return await require_approver(request)
+    except NotSignedIn:
+        return None
+
+
 async def require_approver(request: Request) -> Approver:
-    """The approver's identity comes only from its own session (requirement 3)."""
-    auth = await require_session(request)
-    return Approver(
-        user_id=auth.user.id,
-        display_name=auth.user.display_name,
-        session_id=auth.session.id,
+    """The approver's identity comes only from its own session (requirement 3), as the
+    identity port says: the built-in sessions, or the host app's in embedded mode."""
+    cached: Approver | None = getattr(request.state, "approver", None)
+    if cached is not None:
+        return cached
+    who = await services(request).login_requests.approvers.signed_in(request)
+    if who is None:
+        raise NotSignedIn()
+    approver = Approver(
+        user_id=who.user_id,
+        display_name=who.display_name,
+        session_id=who.session_id,
         ip=ip_of(request),
         user_agent=request.headers.get("user-agent", "")[:500],
-        device_name=auth.session.device_name,
+        device_name=who.device_name,
     )
+    request.state.approver = approver
+    return approver
 
 
 def requester_secret_in(headers: Headers, cookie_name: str) -> str | None:

@@ -12,16 +12,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
-from qrlogin.sessions.service import IssuedSession
+from qrlogin.identity.ports import StartedSession
 from qrlogin.web import api_sessions, deps
-from qrlogin.web.api_auth import safe_next
 from qrlogin.web.api_scan import scan_body
-from qrlogin.web.security import check_csrf, clear_cookie, csrf_token, new_csrf_cookie, set_cookie
+from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
 from qrlogin.web.sessions import set_session_cookie
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)  # the built-in accounts' pages
+# the handshake's pages: served in embedded mode too, under the host's prefix
+handshake_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 templates.env.filters["isotime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
     "%Y-%m-%d %H:%M UTC"
@@ -64,15 +66,15 @@ def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> H
             "user": auth.user if auth else None,
             "dev": svc.settings.dev,
             "public_url": svc.settings.public_url,
+            "base": svc.settings.base_path,  # every link in a page starts with it
             **ctx,
         },
         status_code=status_code,
     )
-    https = svc.settings.https
     if new_cookie:
-        set_cookie(response, names.csrf, csrf_cookie, https=https, max_age=None, samesite="strict")
+        deps.set_cookie(request, response, names.csrf, csrf_cookie, max_age=None, samesite="strict")
     if names.browser not in request.cookies:
-        set_cookie(response, names.browser, new_csrf_cookie(), https=https, max_age=86400)
+        deps.set_cookie(request, response, names.browser, new_csrf_cookie(), max_age=86400)
     return response
 
 
@@ -88,16 +90,17 @@ def message(request: Request, title: str, text: str, status_code: int = 200) -> 
     return render(request, "message.html", status_code, title=title, text=text)
 
 
-def signed_in_redirect(request: Request, issued: IssuedSession, to: str) -> Response:
+def signed_in_redirect(started: StartedSession, to: str) -> Response:
     response = RedirectResponse(to, status_code=303)
-    set_session_cookie(request, response, issued)
+    set_session_cookie(response, started)
     return response
 
 
 @router.get("/")
 async def home(request: Request) -> Response:
     auth = await deps.current_session(request)
-    return RedirectResponse("/account" if auth else "/login", status_code=303)
+    base = deps.services(request).settings.base_path
+    return RedirectResponse(f"{base}/account" if auth else f"{base}/login", status_code=303)
 
 
 # -- requester ----------------------------------------------------------------------------
@@ -112,8 +115,14 @@ async def login_page(request: Request) -> Response:
 # -- approver ------------------------------------------------------------------------------
 
 
-def _signin_redirect(path: str) -> Response:
-    return RedirectResponse(f"/signin?next={quote(path, safe='/')}", status_code=303)
+def _signin_redirect(request: Request, path: str) -> Response:
+    """To the sign-in page, and back to ``path`` (under qrlogin's base path) afterwards: the
+    built-in ``/signin``, or in embedded mode the host's (``signin_url``)."""
+    settings = deps.services(request).settings
+    back = quote(f"{settings.base_path}{path}", safe="/")
+    if settings.signin_url:
+        return RedirectResponse(settings.signin_url.replace("{next}", back), status_code=303)
+    return RedirectResponse(f"{settings.base_path}/signin?next={back}", status_code=303)
 
 
 def _approval(request: Request, view: ApproverView) -> Response:
@@ -143,19 +152,19 @@ async def _approval_page(request: Request, handle: str, action: str | None = Non
     return _approval(request, view)
 
 
-@router.get("/link")
+@handshake_router.get("/link")
 async def link_page(request: Request) -> Response:
     """Where an approver types the code a camera-less device shows."""
-    if await deps.current_session(request) is None:
-        return _signin_redirect("/link")
+    if await deps.signed_in_approver(request) is None:
+        return _signin_redirect(request, "/link")
     return render(request, "link.html", code="")
 
 
-@router.post("/link")
+@handshake_router.post("/link")
 async def link_form(request: Request) -> Response:
     form = await form_with_csrf(request)
-    if await deps.current_session(request) is None:
-        return _signin_redirect("/link")
+    if await deps.signed_in_approver(request) is None:
+        return _signin_redirect(request, "/link")
     approver = await deps.require_approver(request)
     code = form.get("user_code", "")
     try:
@@ -169,20 +178,20 @@ async def link_form(request: Request) -> Response:
     return _approval(request, view)
 
 
-@router.get("/q/{handle}")
+@handshake_router.get("/q/{handle}")
 async def approve_page(handle: str, request: Request) -> Response:
-    if await deps.current_session(request) is None:
-        return _signin_redirect(f"/q/{handle}")
+    if await deps.signed_in_approver(request) is None:
+        return _signin_redirect(request, f"/q/{handle}")
     return await _approval_page(request, handle)
 
 
-@router.post("/q/{handle}/{action}")
+@handshake_router.post("/q/{handle}/{action}")
 async def approve_form(handle: str, action: str, request: Request) -> Response:
     await form_with_csrf(request)
     if action not in ("approve", "deny"):
         return message(request, "Not found", "Nothing here. Check the address.", 404)
-    if await deps.current_session(request) is None:
-        return _signin_redirect(f"/q/{handle}")
+    if await deps.signed_in_approver(request) is None:
+        return _signin_redirect(request, f"/q/{handle}")
     return await _approval_page(request, handle, action)
 
 
@@ -191,14 +200,16 @@ async def approve_form(handle: str, action: str, request: Request) -> Response:
 
 @router.get("/signin")
 async def signin_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "signin.html", next=safe_next(next) or "", email="", step="email")
+    return render(
+        request, "signin.html", next=safe_redirect_path(next) or "", email="", step="email"
+    )
 
 
 @router.post("/signin")
 async def signin_start(request: Request) -> Response:
     form = await form_with_csrf(request)
     svc = deps.services(request)
-    nxt = safe_next(form.get("next")) or ""
+    nxt = safe_redirect_path(form.get("next")) or ""
     email = form.get("email", "")
     try:
         await svc.email_logins.start(
@@ -218,7 +229,7 @@ async def signin_start(request: Request) -> Response:
 async def signin_code(request: Request) -> Response:
     form = await form_with_csrf(request)
     svc = deps.services(request)
-    nxt = safe_next(form.get("next")) or "/account"
+    nxt = safe_redirect_path(form.get("next")) or "/account"
     email = form.get("email", "")
     try:
         issued = await svc.email_logins.verify_code(
@@ -228,7 +239,7 @@ async def signin_code(request: Request) -> Response:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="code", error=exc.message
         )
-    return signed_in_redirect(request, issued, nxt)
+    return signed_in_redirect(issued, nxt)
 
 
 @router.get("/auth/email/{token}")
@@ -264,7 +275,7 @@ async def email_link_confirm(token: str, request: Request) -> Response:
         token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
     )
     if issued is not None and info is not None:
-        return signed_in_redirect(request, issued, safe_next(info.login.next) or "/account")
+        return signed_in_redirect(issued, safe_redirect_path(info.login.next) or "/account")
     if info is not None:
         return message(
             request,
@@ -287,7 +298,7 @@ async def email_link_confirm(token: str, request: Request) -> Response:
 async def account_page(request: Request) -> Response:
     auth = await deps.current_session(request)
     if auth is None:
-        return _signin_redirect("/account")
+        return _signin_redirect(request, "/account")
     activity = (await api_sessions.activity_of(request, auth.user.id))[:15]
     return render(request, "account.html", session=auth.session, activity=activity)
 
@@ -295,7 +306,7 @@ async def account_page(request: Request) -> Response:
 @router.get("/account/devices")
 async def devices_page(request: Request) -> Response:
     if await deps.current_session(request) is None:
-        return _signin_redirect("/account/devices")
+        return _signin_redirect(request, "/account/devices")
     devices = await api_sessions.list_sessions(request)
     return render(request, "devices.html", devices=devices)
 
@@ -304,7 +315,7 @@ async def devices_page(request: Request) -> Response:
 async def revoke_others_form(request: Request) -> Response:
     await form_with_csrf(request)
     if await deps.current_session(request) is None:
-        return _signin_redirect("/account/devices")
+        return _signin_redirect(request, "/account/devices")
     await api_sessions.revoke_others_of(request)
     return RedirectResponse("/account/devices", status_code=303)
 
@@ -313,7 +324,7 @@ async def revoke_others_form(request: Request) -> Response:
 async def revoke_form(session_id: str, request: Request) -> Response:
     await form_with_csrf(request)
     if await deps.current_session(request) is None:
-        return _signin_redirect("/account/devices")
+        return _signin_redirect(request, "/account/devices")
     try:
         await api_sessions.revoke_one(request, session_id)
     except QrLoginError as exc:
@@ -330,9 +341,7 @@ async def logout_form(request: Request) -> Response:
             auth.session, "signed_out", deps.device_of(request)
         )
     response = RedirectResponse("/signin", status_code=303)
-    clear_cookie(
-        response, deps.cookie_names(request).session, https=deps.services(request).settings.https
-    )
+    deps.clear_cookie(request, response, deps.cookie_names(request).session)
     return response
 
 

@@ -16,6 +16,10 @@ __all__ = ["LoginRequestState", "RequesterInfo"]  # re-exported: the API's model
 class ErrorBody(BaseModel):
     error: str = Field(description="Stable machine-readable code.")
     message: str = Field(description="What happened and what to do next.")
+    attempts_left: int | None = Field(
+        default=None,
+        description="invalid_code on the exchange only: wrong confirm codes still allowed.",
+    )
 
 
 class CreateLoginRequest(BaseModel):

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from qrlogin.accounts.mail import Mail, OutboxMailer, SmtpMailer, SmtpTarget, parse_smtp_url
+from qrlogin.mail import Mail, OutboxMailer, SmtpMailer, SmtpTarget, parse_smtp_url
 from support import SmtpSink, free_port, mail_text
 
 

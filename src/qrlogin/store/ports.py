@@ -1,0 +1,173 @@
+"""Storage ports: what each flow needs from the store, one small ``typing.Protocol`` each.
+
+Flows are typed against these, not against ``SqlStore`` (which implements all of them for
+SQLite and PostgreSQL), so a flow can be tested with a fake of the few methods it calls, and
+the same contract tests (tests/store/test_contract.py) hold every backend to them.
+Every state change is one atomic conditional write: of two racing callers exactly one wins,
+and the loser gets ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from qrlogin.core.machine import Action
+from qrlogin.store.records import (
+    AuditEntry,
+    EmailLogin,
+    LoginRequest,
+    NewSessionRows,
+    RefreshResult,
+    RefreshToken,
+    Session,
+    User,
+)
+
+AuditFor = Callable[[LoginRequest], AuditEntry | None]
+
+
+class LoginRequestStore(Protocol):
+    """Login requests, for the handshake."""
+
+    async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None: ...
+
+    async def get_login_request(self, request_id: str) -> LoginRequest | None: ...
+
+    async def login_request_by_handle(self, tag_hash: str) -> LoginRequest | None: ...
+
+    async def login_request_by_user_code(
+        self, code_hmac: str, now: float
+    ) -> LoginRequest | None: ...
+
+    async def count_pending_by_ip(self, ip_key: str, now: float, up_to: int) -> int: ...
+
+    async def claimed_by_session(self, session_id: str, now: float) -> list[LoginRequest]: ...
+
+    async def transition(
+        self,
+        request_id: str,
+        action: Action,
+        now: float,
+        values: Mapping[str, Any] | None = None,
+        expect: Mapping[str, Any] | None = None,
+        audit: AuditFor | None = None,
+    ) -> LoginRequest | None:
+        """Apply ``action`` if the request is in one of its source states, alive, and the
+        ``expect`` columns match; the new row, or ``None`` when another caller won."""
+        ...
+
+    async def exchange(
+        self,
+        request_id: str,
+        now: float,
+        values: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        audit: AuditFor,
+        rows: NewSessionRows,
+    ) -> LoginRequest | None:
+        """approved → consumed together with a built-in session's rows, in one transaction."""
+        ...
+
+    async def fail_confirm_code(
+        self, request_id: str, now: float, limit: int, audit: AuditFor
+    ) -> LoginRequest | None: ...
+
+    async def expire_due(
+        self, now: float, audit: AuditFor, batch: int = 500
+    ) -> list[LoginRequest]: ...
+
+
+class UserStore(Protocol):
+    """Built-in users, for sessions and accounts."""
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def user_by_email(self, email: str) -> User | None: ...
+
+    async def ensure_user(self, new_user: User) -> User: ...
+
+    async def record_code_failure(
+        self, user_id: str, now: float, threshold: int, audit: AuditEntry | None
+    ) -> User | None: ...
+
+    async def reset_code_failures(self, user_id: str) -> None: ...
+
+
+class AuditStore(Protocol):
+    """The activity log."""
+
+    async def audit(self, *entries: AuditEntry) -> None: ...
+
+    async def activity(self, user_id: str, limit: int = 50) -> list[AuditEntry]: ...
+
+
+class AccountStore(UserStore, AuditStore, Protocol):
+    """Users and first-device email sign-ins, for ``accounts/``."""
+
+    async def insert_email_login(self, login: EmailLogin) -> None: ...
+
+    async def latest_email_login(
+        self, email: str, now: float, limit: int
+    ) -> EmailLogin | None: ...
+
+    async def email_login_by_link(
+        self, link_hash: str, now: float, limit: int
+    ) -> EmailLogin | None: ...
+
+    async def email_login_confirmed_for_browser(
+        self, browser_hash: str, now: float
+    ) -> EmailLogin | None: ...
+
+    async def fail_email_code(self, login_id: str, audit: AuditEntry | None) -> None: ...
+
+    async def confirm_email_login_elsewhere(
+        self, login_id: str, now: float, limit: int
+    ) -> bool: ...
+
+    async def complete_email_login(
+        self,
+        login_id: str,
+        now: float,
+        limit: int,
+        rows: NewSessionRows,
+        *,
+        picked_up: bool = False,
+    ) -> bool: ...
+
+
+class SessionStore(UserStore, Protocol):
+    """Built-in sessions and refresh tokens, for ``sessions/``."""
+
+    async def insert_session(
+        self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
+    ) -> None: ...
+
+    async def session_by_token_hash(self, token_hash: str) -> Session | None: ...
+
+    async def get_session(self, session_id: str) -> Session | None: ...
+
+    async def touch_session(self, session_id: str, now: float, every: float) -> None: ...
+
+    async def revoke_session(
+        self,
+        session_id: str,
+        now: float,
+        reason: str,
+        audit: Callable[[Session], AuditEntry | None],
+    ) -> Session | None: ...
+
+    async def active_sessions(self, user_id: str, now: float) -> list[Session]: ...
+
+    async def sessions_created_since(self, user_id: str, since: float) -> list[Session]: ...
+
+    async def rotate_refresh_token(
+        self,
+        old_hash: str,
+        new_refresh: RefreshToken,
+        new_access_hash: str,
+        access_expires_at: float,
+        now: float,
+        retry_window: float,
+        audit_reuse: Callable[[Session], AuditEntry | None],
+    ) -> RefreshResult: ...
