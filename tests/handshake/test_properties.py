@@ -202,7 +202,7 @@ class HandshakeMachine(RuleBasedStateMachine):
     def poll(self, request_id: str) -> None:
         m = self.models[request_id]
         rec = self.requester_read(m)
-        view = self.lr.requester_view(rec)
+        view = self.lr.requester_view(rec).model_dump()
         status = m.effective(self.now)
         assert view["status"] == status.value
         if status is Status.PENDING:

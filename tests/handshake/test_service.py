@@ -46,7 +46,7 @@ def handle_of(url: str) -> str:
 async def poll(world: World, created: Created) -> dict[str, object]:
     """What the requester sees on one status call (which also rotates a due handle)."""
     rec = await world.lr.for_requester(created.request.id, created.secret)
-    return world.lr.requester_view(rec)
+    return world.lr.requester_view(rec).model_dump()
 
 
 async def scanned_by(world: World, who: SignedIn) -> tuple[Created, str]:
@@ -360,13 +360,13 @@ async def test_requester_view_before_approval_holds_nothing_about_the_approver(
 async def test_approval_screen_describes_the_requester(world: World, alice: SignedIn) -> None:
     created = await world.lr.create(DESKTOP)
     world.clock.advance(42)
-    info = world.lr.describe_requester(created.request, alice.approver.ip)
+    info = world.lr.describe_requester(created.request, alice.approver.ip).model_dump()
     assert info["device_name"] == "Work laptop"
     assert (info["browser"], info["os"]) == ("Chrome", "Linux")
     assert info["ip"] == REQUESTER_IP
     assert info["age_seconds"] == 42
     assert info["same_network"] is False
-    assert world.lr.describe_requester(created.request, REQUESTER_IP)["same_network"] is True
+    assert world.lr.describe_requester(created.request, REQUESTER_IP).same_network is True
 
 
 # -- deny, cancel, expiry -------------------------------------------------------------------------

@@ -77,7 +77,6 @@ async def test_create_ignores_the_host_header_when_building_the_qr_url(site: Sit
     [
         (b"{not json", "malformed JSON"),
         (b"[]", "not an object"),
-        (b"null", "null"),
         (b'{"device_name": 123}', "wrong type"),
         (b'{"device_name": ["TV"]}', "wrong type"),
         (b'{"device_name": "TV", "id": "lr_mine"}', "client-chosen id"),

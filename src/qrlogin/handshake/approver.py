@@ -20,6 +20,7 @@ from qrlogin.core.tokens import (
 )
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.base import ApproverView, LoginRequestsBase
+from qrlogin.handshake.views import RequesterInfo
 from qrlogin.identity.ports import Approver
 from qrlogin.store.records import LoginRequest
 
@@ -160,15 +161,15 @@ class ApproverFlows(LoginRequestsBase):
         """Deny, or withdraw an approval until the requester has exchanged it."""
         return await self._decide(handle, approver, Action.DENY)
 
-    def describe_requester(self, rec: LoginRequest, approver_ip: str) -> dict[str, Any]:
+    def describe_requester(self, rec: LoginRequest, approver_ip: str) -> RequesterInfo:
         browser, system = describe(rec.user_agent)
-        return {
-            "id": rec.id,
-            "device_name": rec.device_name,
-            "browser": browser,
-            "os": system,
-            "ip": rec.ip,
-            "created_at": rec.created_at,
-            "age_seconds": max(0, int(self.clock.now() - rec.created_at)),
-            "same_network": same_network(rec.ip, approver_ip),
-        }
+        return RequesterInfo(
+            id=rec.id,
+            device_name=rec.device_name,
+            browser=browser,
+            os=system,
+            ip=rec.ip,
+            created_at=rec.created_at,
+            age_seconds=max(0, int(self.clock.now() - rec.created_at)),
+            same_network=same_network(rec.ip, approver_ip),
+        )

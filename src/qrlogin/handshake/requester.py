@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from qrlogin.core import codes
 from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import (
@@ -25,6 +23,7 @@ from qrlogin.core.tokens import (
 )
 from qrlogin.handshake.base import Created, LoginRequestsBase
 from qrlogin.handshake.refusals import exchange_refusal
+from qrlogin.handshake.views import LoginRequestState
 from qrlogin.identity.device import Device
 from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.limiter import UNLIMITED
@@ -98,32 +97,26 @@ class RequesterFlows(LoginRequestsBase):
             return min(self.slot_ends_at(rec, self.slot_at(rec, now)), rec.expires_at)
         return rec.expires_at
 
-    def requester_view(self, rec: LoginRequest) -> dict[str, Any]:
-        """The requester's state. Before approval it holds nothing about the approver but the
-        kind of device it uses (the USENIX "personal data in polls" flaw)."""
+    def requester_view(self, rec: LoginRequest) -> LoginRequestState:
+        """The requester's state: the same model for the JSON reply, the long-poll and SSE."""
         now = self.clock.now()
         status = rec.status_at(now)
-        view: dict[str, Any] = {
-            "id": rec.id,
-            "status": status.value,
-            "version": rec.version,
-            "expires_at": rec.expires_at,
-            "reason": rec.reason if status in (Status.DENIED, Status.CANCELLED) else None,
-            "qr_url": None,
-            "qr_expires_at": None,
-            "user_code": None,
-            "approver_device": None,
-            "confirm_code_required": False,
-        }
+        view = LoginRequestState(
+            id=rec.id,
+            status=status.value,
+            version=rec.version,
+            expires_at=rec.expires_at,
+            reason=rec.reason if status in (Status.DENIED, Status.CANCELLED) else None,
+        )
         if status is Status.PENDING:
-            view["qr_url"] = self.qr_url(rec)
             slot_end = self.slot_ends_at(rec, self.slot_at(rec, now))
-            view["qr_expires_at"] = min(slot_end, rec.expires_at)
-            view["user_code"] = codes.display_user_code(self.user_code(rec))
+            view.qr_url = self.qr_url(rec)
+            view.qr_expires_at = min(slot_end, rec.expires_at)
+            view.user_code = codes.display_user_code(self.user_code(rec))
         if status in (Status.SCANNED, Status.APPROVED):
-            view["approver_device"] = rec.approver_device or "your other device"
+            view.approver_device = rec.approver_device or "your other device"
         if status is Status.APPROVED:
-            view["confirm_code_required"] = rec.confirm_code_hmac is not None
+            view.confirm_code_required = rec.confirm_code_hmac is not None
         return view
 
     async def cancel(self, rec: LoginRequest, device: Device) -> LoginRequest:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from qrlogin.core.errors import AuthorizationPending
 from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.web import deps
-from qrlogin.web.schemas import Accepted, EmailStart, EmailVerify, ErrorBody, MeOut, SessionOut
+from qrlogin.web.responses import CSRF, INVALID_REQUEST, NOT_SIGNED_IN, RATE_LIMITED, merge, refusal
+from qrlogin.web.schemas import (
+    Accepted,
+    EmailStart,
+    EmailVerify,
+    MeOut,
+    SessionOut,
+    UserOut,
+)
 from qrlogin.web.security import BROWSER_HEADER, require_browser_header
 from qrlogin.web.sessions import session_response
 
@@ -24,9 +30,9 @@ def _browser(request: Request) -> bool:
     "/auth/email/start",
     status_code=202,
     response_model=Accepted,
-    responses={400: {"model": ErrorBody}},
+    responses=merge(refusal(400, INVALID_REQUEST), RATE_LIMITED),
 )
-async def email_start(body: EmailStart, request: Request, response: Response) -> dict[str, str]:
+async def email_start(body: EmailStart, request: Request, response: Response) -> Accepted:
     """Send a 6-digit code and a link. Always 202, whether or not the account exists. The
     code works only where it was asked for: in the browser whose ``qrl_browser`` cookie came
     with this call, or, without one, from this IP. A caller without the cookie gets it."""
@@ -38,10 +44,14 @@ async def email_start(body: EmailStart, request: Request, response: Response) ->
         safe_redirect_path(body.next),
     )
     deps.ensure_browser_cookie(request, response)
-    return {"status": "sent", "message": "If the address can receive mail, a code is on its way."}
+    return Accepted(message="If the address can receive mail, a code is on its way.")
 
 
-@router.post("/auth/email/verify", response_model=SessionOut, responses={400: {"model": ErrorBody}})
+@router.post(
+    "/auth/email/verify",
+    response_model=SessionOut,
+    responses=merge(refusal(400, "invalid_code: one reply for every wrong code"), RATE_LIMITED),
+)
 async def email_verify(body: EmailVerify, request: Request) -> Response:
     svc = deps.services(request)
     browser = _browser(request)
@@ -55,7 +65,13 @@ async def email_verify(body: EmailVerify, request: Request) -> Response:
     return session_response(issued, svc.clock.now())
 
 
-@router.post("/auth/email/pickup", response_model=SessionOut, responses={409: {"model": ErrorBody}})
+@router.post(
+    "/auth/email/pickup",
+    response_model=SessionOut,
+    responses=merge(
+        CSRF, refusal(409, "authorization_pending: the link was not confirmed elsewhere yet")
+    ),
+)
 async def email_pickup(request: Request) -> Response:
     """The browser that asked collects a sign-in confirmed by link on another device."""
     svc = deps.services(request)
@@ -70,21 +86,14 @@ async def email_pickup(request: Request) -> Response:
     return session_response(issued, svc.clock.now())
 
 
-@router.get("/me", response_model=MeOut, responses={401: {"model": ErrorBody}})
-async def me(request: Request) -> dict[str, Any]:
+@router.get("/me", response_model=MeOut, responses=NOT_SIGNED_IN)
+async def me(request: Request) -> MeOut:
     auth = await deps.require_session(request)
-    return {
-        "user": {
-            "id": auth.user.id,
-            "display_name": auth.user.display_name,
-            "email": auth.user.email,
-        },
-        "session_id": auth.session.id,
-        "expires_at": auth.session.expires_at,
-    }
+    user = UserOut(id=auth.user.id, display_name=auth.user.display_name, email=auth.user.email)
+    return MeOut(user=user, session_id=auth.session.id, expires_at=auth.session.expires_at)
 
 
-@router.post("/logout", status_code=204, responses={401: {"model": ErrorBody}})
+@router.post("/logout", status_code=204, responses=merge(NOT_SIGNED_IN, CSRF))
 async def logout(request: Request) -> Response:
     auth = await deps.require_session(request)
     if deps.used_cookie_session(request):

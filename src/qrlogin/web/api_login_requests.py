@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import io
 
+import segno
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -11,11 +12,19 @@ from qrlogin.core.errors import InvalidRequest
 from qrlogin.handshake.watch import changes
 from qrlogin.store.records import LoginRequest
 from qrlogin.web import deps
-from qrlogin.web.events_asgi import RequesterEventsResponse
+from qrlogin.web.events_asgi import requester_stream
+from qrlogin.web.responses import (
+    CSRF,
+    INVALID_REQUEST,
+    INVALID_SECRET,
+    RATE_LIMITED,
+    event_stream,
+    merge,
+    refusal,
+)
 from qrlogin.web.schemas import (
     CreatedLoginRequest,
     CreateLoginRequest,
-    ErrorBody,
     ExchangeBody,
     LoginRequestState,
     SessionOut,
@@ -27,10 +36,8 @@ from qrlogin.web.security import (
 from qrlogin.web.sessions import session_response
 
 router = APIRouter(prefix="/api/v1/login-requests", tags=["requester"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "No or wrong requester secret."},
-    400: {"model": ErrorBody},
-}
+READ = INVALID_SECRET
+WRITE = merge(INVALID_SECRET, CSRF)  # a cookie-bound requester must send our header
 
 
 def _is_browser(request: Request) -> bool:
@@ -48,14 +55,19 @@ def _cookie_write_check(request: Request) -> None:
         require_browser_header(request)
 
 
-@router.post("", status_code=201, response_model=CreatedLoginRequest, responses=ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreatedLoginRequest,
+    responses=merge(refusal(400, INVALID_REQUEST), RATE_LIMITED),
+)
 async def create_login_request(
     request: Request, response: Response, body: CreateLoginRequest | None = None
-) -> dict[str, Any]:
+) -> CreatedLoginRequest:
     """Start a login request. Browser pages (header ``Qrlogin-Client: browser``) get the
-    secret as an HttpOnly cookie instead of in the body."""
+    secret as an HttpOnly cookie instead of in the body. An empty body or ``null`` is ``{}``."""
     svc = deps.services(request)
-    if body is None and (await request.body()).strip():
+    if body is None and (await request.body()).strip() not in (b"", b"null"):
         raise InvalidRequest("The body must be a JSON object such as {}, or empty.")
     name = body.device_name if body else None
     created = await svc.login_requests.create(deps.device_of(request, name))
@@ -69,17 +81,17 @@ async def create_login_request(
             max_age=int(svc.policy.request_lifetime),
             samesite="strict",
         )
-        return {**view, "secret": None}
-    return {**view, "secret": created.secret}
+        return CreatedLoginRequest(**dict(view), secret=None)
+    return CreatedLoginRequest(**dict(view), secret=created.secret)
 
 
-@router.get("/{request_id}", response_model=LoginRequestState, responses=ERRORS)
+@router.get("/{request_id}", response_model=LoginRequestState, responses=READ)
 async def get_login_request(
     request_id: str,
     request: Request,
     version: int | None = Query(None, description="Long-poll: wait until the version differs."),
     wait: float = Query(0, ge=0, description="Long-poll: seconds to wait, at most 60."),
-) -> dict[str, Any]:
+) -> LoginRequestState:
     svc = deps.services(request)
     rec = await _requester(request, request_id)
     lr = svc.login_requests
@@ -95,7 +107,7 @@ async def get_login_request(
 
 @router.get(
     "/{request_id}/events",
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    responses=merge(READ, event_stream({"state": LoginRequestState})),
     response_class=StreamingResponse,
 )
 async def login_request_events(request_id: str, request: Request) -> Response:
@@ -104,18 +116,19 @@ async def login_request_events(request_id: str, request: Request) -> Response:
 
     A GET here is served ahead of FastAPI by ``events_asgi.RequesterEvents``; this route
     documents it and answers when the app is called without that handler in front."""
-    return RequesterEventsResponse(deps.services(request), await _requester(request, request_id))
+    return requester_stream(deps.services(request), await _requester(request, request_id))
 
 
 @router.post(
     "/{request_id}/session",
     response_model=SessionOut,
-    responses={
-        **ERRORS,
-        409: {"model": ErrorBody, "description": "authorization_pending or already_used"},
-        403: {"model": ErrorBody, "description": "access_denied"},
-        410: {"model": ErrorBody, "description": "expired_token"},
-    },
+    responses=merge(
+        refusal(400, "confirm_code_required, or invalid_code: a wrong confirm code"),
+        WRITE,
+        refusal(403, "access_denied: denied, cancelled or burned by wrong codes"),
+        refusal(409, "authorization_pending or already_used"),
+        refusal(410, "expired_token"),
+    ),
 )
 async def exchange_login_request(
     request_id: str, request: Request, body: ExchangeBody | None = None
@@ -137,10 +150,37 @@ async def exchange_login_request(
     return response
 
 
-@router.delete("/{request_id}", response_model=LoginRequestState, responses=ERRORS)
-async def cancel_login_request(request_id: str, request: Request) -> dict[str, Any]:
+@router.delete("/{request_id}", response_model=LoginRequestState, responses=WRITE)
+async def cancel_login_request(request_id: str, request: Request) -> LoginRequestState:
     svc = deps.services(request)
     rec = await _requester(request, request_id)
     _cookie_write_check(request)
     cancelled = await svc.login_requests.cancel(rec, deps.device_of(request))
     return svc.login_requests.requester_view(cancelled)
+
+
+@router.get(
+    "/{request_id}/qr.svg",
+    response_class=Response,
+    responses={**READ, 200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+)
+async def qr_svg(request_id: str, request: Request) -> Response:
+    """The current QR as SVG, for the requester only (it holds the live handle)."""
+    svc = deps.services(request)
+    url = svc.login_requests.qr_url(await _requester(request, request_id))
+    qr = segno.make(url, error="q", micro=False)
+    buf = io.BytesIO()
+    # a complete SVG document (with its namespace), black on white with a 4-module quiet zone
+    qr.save(
+        buf,
+        kind="svg",
+        scale=6,
+        border=4,
+        dark="#000",
+        light="#fff",
+        title=url,
+        xmldecl=False,
+        svgclass="qr-svg",
+        lineclass=None,
+    )
+    return Response(buf.getvalue(), media_type="image/svg+xml")

@@ -4,7 +4,6 @@ stream (sign-out and new sign-in notices), and the activity log."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -15,27 +14,29 @@ from qrlogin.events.port import user_channel
 from qrlogin.services import Services
 from qrlogin.store.records import Session
 from qrlogin.web import deps
+from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, event_stream, merge, refusal
 from qrlogin.web.schemas import (
+    ActivityEntry,
     ActivityList,
-    ErrorBody,
     RefreshBody,
     RevokedCount,
+    SessionInfo,
     SessionList,
     SessionOut,
+    StreamSession,
 )
 from qrlogin.web.security import require_browser_header
 from qrlogin.web.sessions import session_response
-from qrlogin.web.sse import HEARTBEAT, counted, last_event_id, sse_event, sse_response
+from qrlogin.web.sse import HEARTBEAT, EventStreamResponse, as_is, last_event_id, sse_event
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Not signed in."}
-}
+ERRORS = NOT_SIGNED_IN
+WRITE = merge(NOT_SIGNED_IN, CSRF)  # a cookie session must send our header
 
 
 async def session_info(
     svc: Services, session: Session, current_id: str, cache: dict[str, Session | None]
-) -> dict[str, Any]:
+) -> SessionInfo:
     browser, system = describe(session.user_agent)
     linked_from = None
     if session.linked_from_session_id:
@@ -45,21 +46,21 @@ async def session_info(
             )
         source = cache[session.linked_from_session_id]
         linked_from = source.device_name if source else "a device since signed out"
-    return {
-        "id": session.id,
-        "device_name": session.device_name,
-        "browser": browser,
-        "os": system,
-        "ip": session.ip,
-        "created_at": session.created_at,
-        "last_seen_at": session.last_seen_at,
-        "linked_by": session.linked_by,
-        "linked_from": linked_from,
-        "current": session.id == current_id,
-    }
+    return SessionInfo(
+        id=session.id,
+        device_name=session.device_name,
+        browser=browser,
+        os=system,
+        ip=session.ip,
+        created_at=session.created_at,
+        last_seen_at=session.last_seen_at,
+        linked_by=session.linked_by,
+        linked_from=linked_from,
+        current=session.id == current_id,
+    )
 
 
-async def list_sessions(request: Request) -> list[dict[str, Any]]:
+async def list_sessions(request: Request) -> list[SessionInfo]:
     auth = await deps.require_session(request)
     svc = deps.services(request)
     cache: dict[str, Session | None] = {}
@@ -70,9 +71,9 @@ async def list_sessions(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/sessions", response_model=SessionList, responses=ERRORS)
-async def sessions(request: Request) -> dict[str, Any]:
+async def sessions(request: Request) -> SessionList:
     """Every device signed in to this account; ``current`` marks the caller's."""
-    return {"sessions": await list_sessions(request)}
+    return SessionList(sessions=await list_sessions(request))
 
 
 def _write_check(request: Request) -> None:
@@ -89,16 +90,6 @@ async def revoke_one(request: Request, session_id: str) -> None:
     await svc.sessions.revoke(target, "revoked_by_user", deps.device_of(request))
 
 
-@router.delete(
-    "/sessions/{session_id}", status_code=204, responses={**ERRORS, 404: {"model": ErrorBody}}
-)
-async def revoke_session(session_id: str, request: Request) -> Response:
-    """Sign a device out. It is refused from its next request on, and its open pages leave."""
-    _write_check(request)
-    await revoke_one(request, session_id)
-    return Response(status_code=204)
-
-
 async def revoke_others_of(request: Request) -> int:
     auth = await deps.require_session(request)
     svc = deps.services(request)
@@ -107,17 +98,33 @@ async def revoke_others_of(request: Request) -> int:
     )
 
 
-@router.post("/sessions/revoke-others", response_model=RevokedCount, responses=ERRORS)
-async def revoke_others(request: Request) -> dict[str, int]:
+@router.post("/sessions/revoke-others", response_model=RevokedCount, responses=WRITE)
+async def revoke_others(request: Request) -> RevokedCount:
     """Sign out every device but this one."""
+    await deps.require_session(request)  # not signed in is a 401 before any header check
     _write_check(request)
-    return {"revoked": await revoke_others_of(request)}
+    return RevokedCount(revoked=await revoke_others_of(request))
+
+
+# declared after /sessions/revoke-others: routes match in order, and {session_id} would take
+# that path too (a GET there would then be told to use DELETE)
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=204,
+    responses=merge(WRITE, refusal(404, "not_found: no such device on your account")),
+)
+async def revoke_session(session_id: str, request: Request) -> Response:
+    """Sign a device out. It is refused from its next request on, and its open pages leave."""
+    await deps.require_session(request)  # not signed in is a 401 before any header check
+    _write_check(request)
+    await revoke_one(request, session_id)
+    return Response(status_code=204)
 
 
 @router.post(
     "/token/refresh",
     response_model=SessionOut,
-    responses={401: {"model": ErrorBody, "description": "invalid_grant"}},
+    responses=refusal(401, "invalid_grant: unknown, expired, revoked or reused refresh token"),
 )
 async def refresh(body: RefreshBody, request: Request) -> Response:
     """Trade a refresh token for a new access token and a new refresh token. The old refresh
@@ -131,9 +138,12 @@ async def refresh(body: RefreshBody, request: Request) -> Response:
 @router.get(
     "/me/events",
     response_class=StreamingResponse,
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    responses=merge(
+        ERRORS,
+        event_stream({"hello": StreamSession, "notice": SessionInfo, "revoked": StreamSession}),
+    ),
 )
-async def me_events(request: Request) -> StreamingResponse:
+async def me_events(request: Request) -> Response:
     """A signed-in page's stream: ``event: notice`` when another device signs in to the
     account, ``event: revoked`` (then the end) when this session is signed out."""
     auth = await deps.require_session(request)
@@ -146,13 +156,12 @@ async def me_events(request: Request) -> StreamingResponse:
         nonlocal since
         seen: set[str] = {own}
         cache: dict[str, Session | None] = {}
-        yield b"retry: 3000\n" + sse_event("hello", {"session_id": own}, int(since * 1000))
         sub = svc.bus.subscribe(user_channel(auth.user.id))
         try:
             while True:
                 woke = await sub.wait(svc.policy.heartbeat)
                 if not await svc.sessions.is_active(own):
-                    yield sse_event("revoked", {"session_id": own})
+                    yield sse_event("revoked", StreamSession(session_id=own))
                     return
                 if not woke:
                     yield HEARTBEAT
@@ -166,31 +175,39 @@ async def me_events(request: Request) -> StreamingResponse:
         finally:
             sub.close()
 
-    return sse_response(counted(svc.metrics.open_streams.labels("me"), stream()))
+    hello = sse_event("hello", StreamSession(session_id=own), int(since * 1000))
+    return EventStreamResponse(
+        stream(),
+        as_is,
+        first=b"retry: 3000\n" + hello,
+        gauge=svc.metrics.open_streams.labels("me"),
+        metrics=svc.metrics,
+        route="/api/v1/me/events",
+    )
 
 
 @router.get("/me/activity", response_model=ActivityList, responses=ERRORS)
-async def activity(request: Request) -> dict[str, Any]:
+async def activity(request: Request) -> ActivityList:
     """Recent sign-in activity on this account, newest first."""
     auth = await deps.require_session(request)
-    return {"activity": await activity_of(request, auth.user.id)}
+    return ActivityList(activity=await activity_of(request, auth.user.id))
 
 
-async def activity_of(request: Request, user_id: str) -> list[dict[str, Any]]:
+async def activity_of(request: Request, user_id: str) -> list[ActivityEntry]:
     entries = await deps.services(request).store.activity(user_id)
     out = []
     for e in entries:
         browser, system = describe(e.user_agent)
         out.append(
-            {
-                "event": e.event,
-                "created_at": e.created_at,
-                "ip": e.ip,
-                "browser": browser,
-                "os": system,
-                "request_id": e.request_id,
-                "session_id": e.session_id,
-                "detail": e.detail,
-            }
+            ActivityEntry(
+                event=e.event,
+                created_at=e.created_at,
+                ip=e.ip,
+                browser=browser,
+                os=system,
+                request_id=e.request_id,
+                session_id=e.session_id,
+                detail=e.detail,
+            )
         )
     return out

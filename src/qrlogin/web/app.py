@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +37,8 @@ from qrlogin.web import (
 from qrlogin.web.errors import LastResort, error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
+from qrlogin.web.responses import allowed_methods, openapi_schema
+from qrlogin.web.schemas import ErrorBody
 from qrlogin.web.security import SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
@@ -66,6 +69,9 @@ class QrloginApp(FastAPI):
     (``events_asgi`` says why) once ``create_app`` has set ``requester_events``."""
 
     requester_events: RequesterEvents | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        return openapi_schema(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         events = self.requester_events
@@ -162,8 +168,15 @@ def create_app(
             return error_response(NotFound())
         if exc.status_code == 400:  # e.g. a body FastAPI cannot even decode (not UTF-8)
             return error_response(InvalidRequest(f"The request is malformed: {exc.detail}."))
-        body = {"error": "http_error", "message": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        allowed = allowed_methods(app, request.url.path) if exc.status_code == 405 else []
+        if allowed:
+            kept = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
+            headers = {**kept, "allow": ", ".join(allowed)}
+        body = ErrorBody(error="http_error", message=str(exc.detail))
+        return JSONResponse(
+            body.model_dump(exclude_none=True), status_code=exc.status_code, headers=headers
+        )
 
     # probes first: FastAPI matches routes in order, and /healthz is hit often and should be
     # cheap (it was matched after every page and API route)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 
 from qrlogin.core.device_names import clean_device_name
@@ -82,12 +83,16 @@ def device_of(request: Request, name: str | None = None) -> Device:
     return Device(name=name, user_agent=ua[:500], ip=ip_of(request))
 
 
-def bearer(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
+def bearer_in(headers: Headers) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
+
+
+def bearer(request: Request) -> str | None:
+    return bearer_in(request.headers)
 
 
 async def current_session(request: Request) -> Authenticated | None:
@@ -141,5 +146,15 @@ async def require_approver(request: Request) -> Approver:
     return approver
 
 
+def requester_secret_in(headers: Headers, cookie_name: str) -> str | None:
+    """The requester secret: the bearer token, else the requester cookie. The one parser of
+    it, for the routes and for the event stream served ahead of them (``events_asgi``)."""
+    token = bearer_in(headers)
+    if token is not None:
+        return token
+    cookies = headers.get("cookie")
+    return cookie_parser(cookies).get(cookie_name) if cookies else None
+
+
 def requester_secret(request: Request) -> str | None:
-    return bearer(request) or request.cookies.get(cookie_names(request).requester)
+    return requester_secret_in(request.headers, cookie_names(request).requester)

@@ -15,13 +15,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qrlogin.core.errors import QrLoginError, ServiceUnavailable
 from qrlogin.logs import redact_path
 from qrlogin.metrics import Metrics
+from qrlogin.web.schemas import ErrorBody
 
 log = logging.getLogger("qrlogin.web")
 
 
 def error_response(exc: QrLoginError) -> JSONResponse:
+    """The one error reply: an ``ErrorBody`` with the error's status (and its Retry-After)."""
     headers = {"retry-after": str(exc.retry_after)} if exc.retry_after is not None else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+    body = ErrorBody.model_validate(exc.to_dict())  # attempts_left only where an error has it
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status, headers=headers)
 
 
 def record_failure(metrics: Metrics, exc: Exception, method: str, path: str) -> QrLoginError:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from qrlogin.core.machine import Status
 from qrlogin.web import deps
+from qrlogin.web.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
     """The process is alive (says nothing about its database or bus)."""
-    return {"status": "ok"}
+    return Health()
 
 
 async def _check(probe: object) -> bool:
@@ -27,7 +28,7 @@ async def _check(probe: object) -> bool:
         return False
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve: the database answers and the event bus is connected. 503 otherwise, so
     a load balancer sends traffic elsewhere while this instance keeps running."""
@@ -36,16 +37,17 @@ async def readyz(request: Request) -> JSONResponse:
     bus = await _check(svc.bus.healthy())
     if not database:
         svc.metrics.database_errors.inc()
-    body = {
-        "status": "ready" if database and bus else "unavailable",
-        "database": "ok" if database else "unavailable",
-        "bus": "ok" if bus else "unavailable",
-    }
-    return JSONResponse(body, status_code=200 if database and bus else 503)
+    body = Readiness(
+        status="ready" if database and bus else "unavailable",
+        database="ok" if database else "unavailable",
+        bus="ok" if bus else "unavailable",
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if database and bus else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics, in its text format."""
     svc = deps.services(request)
     try:
         counts = await svc.store.count_by_status()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -113,30 +111,6 @@ async def login_page(request: Request) -> Response:
     return render(request, "login.html", link_url=f"{public_url}/link")
 
 
-@handshake_router.get("/api/v1/login-requests/{request_id}/qr.svg", tags=["requester"])
-async def qr_svg(request_id: str, request: Request) -> Response:
-    """The current QR as SVG, for the requester only (it holds the live handle)."""
-    svc = deps.services(request)
-    rec = await svc.login_requests.for_requester(request_id, deps.requester_secret(request))
-    url = svc.login_requests.qr_url(rec)
-    qr = segno.make(url, error="q", micro=False)
-    buf = io.BytesIO()
-    # a complete SVG document (with its namespace), black on white with a 4-module quiet zone
-    qr.save(
-        buf,
-        kind="svg",
-        scale=6,
-        border=4,
-        dark="#000",
-        light="#fff",
-        title=url,
-        xmldecl=False,
-        svgclass="qr-svg",
-        lineclass=None,
-    )
-    return Response(buf.getvalue(), media_type="image/svg+xml")
-
-
 # -- approver ------------------------------------------------------------------------------
 
 
@@ -155,10 +129,10 @@ def _approval(request: Request, view: ApproverView) -> Response:
     return render(
         request,
         "approve.html",
-        handle=body["handle"],
-        req=body["request"],
-        status=body["status"],
-        confirm_code=body["confirm_code"],
+        handle=body.handle,
+        req=body.request,
+        status=body.status,
+        confirm_code=body.confirm_code,
     )
 
 

@@ -1,34 +1,30 @@
-"""Request and response bodies of the JSON API (they make /openapi.json)."""
+"""Request and response bodies of the JSON API: each reply shape is one model, used for the
+JSON body, the SSE ``data:`` lines and the OpenAPI document alike. The handshake's own
+replies (``LoginRequestState``, ``RequesterInfo``) are defined in ``handshake.views``."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from qrlogin.handshake.views import LoginRequestState, RequesterInfo
+
+__all__ = ["LoginRequestState", "RequesterInfo"]  # re-exported: the API's models in one place
 
 
 class ErrorBody(BaseModel):
     error: str = Field(description="Stable machine-readable code.")
     message: str = Field(description="What happened and what to do next.")
     attempts_left: int | None = Field(
-        None, description="invalid_code on the exchange only: wrong confirm codes still allowed."
+        default=None,
+        description="invalid_code on the exchange only: wrong confirm codes still allowed.",
     )
 
 
 class CreateLoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device_name: str | None = Field(default=None, max_length=100)
-
-
-class LoginRequestState(BaseModel):
-    id: str
-    status: str
-    version: int
-    expires_at: float
-    reason: str | None = None
-    qr_url: str | None = Field(None, description="Present while pending: what the QR encodes.")
-    qr_expires_at: float | None = None
-    user_code: str | None = Field(None, description="Present while pending: the code to type.")
-    approver_device: str | None = None
-    confirm_code_required: bool = False
 
 
 class CreatedLoginRequest(LoginRequestState):
@@ -42,9 +38,12 @@ class ExchangeBody(BaseModel):
     confirm_code: str | None = Field(default=None, max_length=20)
 
 
-class UserOut(BaseModel):
+class SessionUser(BaseModel):
     id: str
     display_name: str
+
+
+class UserOut(SessionUser):
     email: str | None = None
 
 
@@ -57,18 +56,7 @@ class SessionOut(BaseModel):
     refresh_token: str | None = Field(
         None, description="API clients only: renews the access token at /api/v1/token/refresh."
     )
-    user: UserOut
-
-
-class RequesterInfo(BaseModel):
-    id: str
-    device_name: str
-    browser: str
-    os: str
-    ip: str
-    created_at: float
-    age_seconds: int
-    same_network: bool
+    user: SessionUser
 
 
 class ScanOut(BaseModel):
@@ -80,7 +68,9 @@ class ScanOut(BaseModel):
 
 class LinkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_code: str = Field(max_length=32, description="As shown: spaces, dashes and case ignored.")
+    user_code: str = Field(
+        min_length=1, max_length=32, description="As shown: spaces, dashes and case ignored."
+    )
 
 
 class DecisionOut(BaseModel):
@@ -88,16 +78,30 @@ class DecisionOut(BaseModel):
     confirm_code: str | None = None
 
 
+# Spaces around are trimmed, none inside. The spaces are spelled out as one class that reads
+# the same to Python, to pydantic's regex engine and to an ECMAScript one (``\s`` does not):
+# str.isspace's, which ``accounts.email_login.normalize_email`` strips and refuses
+_SPACES = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_PART = f"[^@{_SPACES}]"
+Email = Annotated[
+    str,
+    Field(
+        max_length=320,
+        pattern=f"^[{_SPACES}]*{_PART}{{1,64}}@{_PART}+\\.{_PART}+[{_SPACES}]*$",
+    ),
+]
+
+
 class EmailStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
+    email: Email
     next: str | None = Field(default=None, max_length=500)
 
 
 class EmailVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
-    code: str = Field(max_length=20)
+    email: Email
+    code: str = Field(min_length=1, max_length=20)
 
 
 class Accepted(BaseModel):
@@ -125,7 +129,9 @@ class SessionInfo(BaseModel):
     created_at: float
     last_seen_at: float
     linked_by: str = Field(description="email, qr or user_code")
-    linked_from: str | None = Field(None, description="The approving device, for qr/user_code.")
+    linked_from: str | None = Field(
+        default=None, description="The approving device, for qr/user_code."
+    )
     current: bool
 
 
@@ -148,5 +154,21 @@ class ActivityEntry(BaseModel):
     detail: str | None = None
 
 
+class StreamSession(BaseModel):
+    """``hello`` and ``revoked`` on a signed-in page's stream: which session it is about."""
+
+    session_id: str
+
+
 class ActivityList(BaseModel):
     activity: list[ActivityEntry]
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready or unavailable")
+    database: str = Field(description="ok or unavailable")
+    bus: str = Field(description="ok or unavailable")

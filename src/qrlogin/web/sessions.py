@@ -7,19 +7,19 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from qrlogin.identity.ports import StartedSession
+from qrlogin.web.schemas import SessionOut, SessionUser
 from qrlogin.web.security import set_cookie
 
 
 def session_response(started: StartedSession, now: float) -> JSONResponse:
     """The ``SessionOut`` reply of a sign-in, with the session's cookie when it has one."""
-    body = {
-        "refresh_token": started.refresh_token,
-        "access_token": started.access_token,
-        "token_type": "bearer",
-        "expires_in": max(0, int(started.expires_at - now)),
-        "user": {"id": started.user_id, "display_name": started.display_name},
-    }
-    response = JSONResponse(body)
+    body = SessionOut(
+        access_token=started.access_token,
+        expires_in=max(0, int(started.expires_at - now)),
+        refresh_token=started.refresh_token,
+        user=SessionUser(id=started.user_id, display_name=started.display_name),
+    )
+    response = JSONResponse(body.model_dump(mode="json"))
     set_session_cookie(response, started)
     return response
 
