@@ -17,6 +17,7 @@ RECORD_TABLES = [
     (records.EmailLogin, tables.email_logins),
     (records.RefreshToken, tables.refresh_tokens),
     (records.AuditEntry, tables.audit_events),
+    (records.KnownBrowser, tables.known_browsers),
 ]
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, EmailLogin, NewSessionRows, User
+from qrlogin.store.records import AuditEntry, EmailLogin, KnownBrowser, NewSessionRows, User
 from qrlogin.store.tables import email_logins, known_browsers, refresh_tokens, sessions, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
@@ -99,10 +99,8 @@ class SqlAccounts(SqlBase):
         async with self._write() as conn:
             done = await conn.execute(update(known_browsers).where(where).values(signed_in_at=now))
             if not done.rowcount:
-                await conn.execute(
-                    insert_into(known_browsers),
-                    {"email": email, "browser_hash": browser_hash, "signed_in_at": now},
-                )
+                known = KnownBrowser(email=email, browser_hash=browser_hash, signed_in_at=now)
+                await conn.execute(insert_into(known_browsers), known.to_row())
 
     @shielded
     async def browser_is_known(self, email: str, browser_hash: str, since: float) -> bool:

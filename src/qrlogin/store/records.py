@@ -121,6 +121,16 @@ class EmailLogin(_Record):
 
 
 @dataclass(frozen=True)
+class KnownBrowser(_Record):
+    """A browser (SHA-256 of its ``qrl_browser`` cookie) that completed an email sign-in for
+    an address, and when it last did."""
+
+    email: str
+    browser_hash: str
+    signed_in_at: float
+
+
+@dataclass(frozen=True)
 class RefreshToken(_Record):
     token_hash: str
     session_id: str
