@@ -87,14 +87,54 @@ async def test_home_sends_you_where_you_belong(site: Site, signed_in: bool, wher
 # -- approval page -------------------------------------------------------------------------
 
 
-async def test_approval_page_signed_out_redirects_to_signin_and_back(site: Site) -> None:
+async def test_approval_page_signed_out_holds_the_request_and_sends_to_signin(site: Site) -> None:
     requester = await site.new_requester("api")
 
     response = await site.client().get(f"/q/{requester.handle}")
 
     assert response.status_code == 303
-    assert response.headers["location"] == f"/signin?next=/q/{requester.handle}"
-    assert (await requester.current())["status"] == "pending"
+    # back through the hold cookie, not the handle (it rotates away while the phone signs in)
+    assert response.headers["location"] == "/signin?next=/q/continue"
+    hold = set_cookies(response)["qrl_hold"]
+    assert "HttpOnly" in hold and re.search(r"Max-Age=\d+", hold)
+    state = await requester.current()
+    assert state["status"] == "pending"  # nothing is claimed before someone is signed in
+    assert state["approver_signing_in"] is True
+
+
+async def test_first_run_dead_end_the_approval_survives_signing_in_past_a_rotation(
+    site: Site,
+) -> None:
+    requester = await site.new_requester("api", user_agent=CHROME_ON_WINDOWS)
+    client = site.client()
+    first = await client.get(f"/q/{requester.handle}")
+    signin, _ = await page(client, first.headers["location"])
+    assert re.search(
+        r"To approve the sign-in on <strong>Chrome on Windows</strong>, first sign in", signin.text
+    )
+    email = site.new_email()
+    csrf = await ask_for_mail(site, client, email, "/q/continue")
+    site.clock.advance(95)  # reading the mail: the QR's handle rotated three times meanwhile
+    stale = await (await phone(site)).client.get(f"/q/{requester.handle}")
+    assert stale.status_code == 404
+
+    response = await client.post(
+        "/signin/code",
+        data={
+            "csrf": csrf,
+            "email": email,
+            "code": code_in(site.last_mail(email)),
+            "next": "/q/continue",
+        },
+    )
+    assert response.headers["location"] == "/q/continue"
+    resumed = await client.get("/q/continue")
+
+    assert resumed.status_code == 303
+    approval, _ = await page(client, resumed.headers["location"])
+    assert 'id="approve"' in approval.text
+    assert (await requester.current())["status"] == "scanned"
+    assert "qrl_hold" in set_cookies(resumed) and 'Max-Age=0' in set_cookies(resumed)["qrl_hold"]
 
 
 async def test_approval_page_shows_the_requester_with_approve_and_deny(site: Site) -> None:
@@ -236,13 +276,38 @@ async def test_signin_from_a_qr_link_comes_back_to_the_approval_page(site: Site)
             "csrf": csrf,
             "email": email,
             "code": code_in(site.last_mail(email)),
-            "next": f"/q/{requester.handle}",
+            "next": "/q/continue",
         },
     )
 
-    assert response.headers["location"] == f"/q/{requester.handle}"
-    approval, _ = await page(client, response.headers["location"])
+    assert response.headers["location"] == "/q/continue"
+    resumed = await client.get(response.headers["location"])
+    assert resumed.headers["location"] == f"/q/{requester.handle}"
+    approval, _ = await page(client, resumed.headers["location"])
     assert 'id="approve"' in approval.text
+
+
+async def test_a_hold_whose_request_was_picked_up_elsewhere_says_so(site: Site) -> None:
+    requester = await site.new_requester("api")
+    client = site.client()
+    await client.get(f"/q/{requester.handle}")
+    await (await phone(site)).client.get(f"/q/{requester.handle}")  # another phone claims it
+    email = site.new_email()
+    csrf = await ask_for_mail(site, client, email, "/q/continue")
+    await client.post(
+        "/signin/code",
+        data={
+            "csrf": csrf,
+            "email": email,
+            "code": code_in(site.last_mail(email)),
+            "next": "/q/continue",
+        },
+    )
+
+    resumed = await client.get("/q/continue")
+
+    assert resumed.status_code == 404
+    assert "This sign-in is no longer waiting" in resumed.text
 
 
 @pytest.mark.parametrize("nxt", ["//evil.example/q/x", "https://evil.example/", "/\\evil.example"])

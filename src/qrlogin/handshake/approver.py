@@ -15,6 +15,7 @@ from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
     derive_handle,
+    new_secret,
     sha256_hex,
     tag_of,
 )
@@ -83,6 +84,48 @@ class ApproverFlows(LoginRequestsBase):
         anyone else gets the same reply as an unknown handle. Never approves (requirement 4)."""
         rec, slot = await self._by_handle(handle)
         return await self.claim(rec, approver, via=via, slot=slot)
+
+    async def hold(self, handle: str) -> tuple[str, LoginRequest]:
+        """A browser that is not signed in opened ``handle``: hold the request for it while
+        it signs in, since the handle will have rotated away by then. Returns a hold token
+        (for an HttpOnly cookie on that browser, never a URL; stored as SHA-256 only) and
+        the request. The request stays ``pending`` (nothing is claimed before someone is
+        signed in, requirement 3); its requester is told that someone is signing in. A later
+        hold replaces an earlier one."""
+        rec, _ = await self._by_handle(handle)
+        now = self.clock.now()
+        if rec.status_at(now) is not Status.PENDING:
+            raise InvalidHandle()
+        token = new_secret()
+        held = await self.store.hold_login_request(rec.id, sha256_hex(token), now)
+        if held is None:
+            raise InvalidHandle()
+        await self._publish(held)
+        return token, held
+
+    async def held(self, token: str | None) -> LoginRequest | None:
+        """The live request a hold token holds, if any."""
+        rec = await self.store.login_request_by_hold(sha256_hex(token)) if token else None
+        if rec is None or rec.status_at(self.clock.now()).terminal:
+            return None
+        return rec
+
+    async def resume(self, token: str | None, approver: Approver) -> ApproverView:
+        """The browser that held a request is signed in now: claim it as its scan would have
+        (idempotent for that session, like ``scan``). A hold whose request was claimed by
+        someone else, or ended, gets the reply of an unknown handle."""
+        rec = await self.held(token)
+        if rec is None:
+            raise InvalidHandle()
+        return await self.claim(rec, approver, via="qr")
+
+    async def for_approver(self, handle: str, approver: Approver) -> ApproverView:
+        """The request this approver's session claimed through ``handle``, in any state, final
+        ones included (what the approval page and its stream show after the decision)."""
+        rec, _ = await self._by_handle(handle)
+        if not self._claimed_by(rec, approver):
+            raise InvalidHandle()
+        return self._approver_view(rec)
 
     async def claim(
         self, rec: LoginRequest, approver: Approver, *, via: str, slot: int | None = None

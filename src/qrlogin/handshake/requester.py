@@ -110,6 +110,8 @@ class RequesterFlows(LoginRequestsBase):
             "user_code": None,
             "approver_device": None,
             "confirm_code_required": False,
+            # someone opened the QR on a phone that is signing in first (``ApproverFlows.hold``)
+            "approver_signing_in": status is Status.PENDING and rec.held_at is not None,
         }
         if status is Status.PENDING:
             view["qr_url"] = self.qr_url(rec)

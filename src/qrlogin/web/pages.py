@@ -26,6 +26,7 @@ from qrlogin.web.sessions import set_session_cookie
 router = APIRouter(include_in_schema=False)  # the built-in accounts' pages
 # the handshake's pages: served in embedded mode too, under the host's prefix
 handshake_router = APIRouter(include_in_schema=False)
+HOLD_PATH = "/q/continue"  # where a phone that signed in to approve comes back to
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 templates.env.filters["isotime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
     "%Y-%m-%d %H:%M UTC"
@@ -203,11 +204,59 @@ async def link_form(request: Request) -> Response:
     return _approval(request, view)
 
 
+@handshake_router.get(HOLD_PATH)  # ahead of /q/{handle}; no handle is this short
+async def resume_page(request: Request) -> Response:
+    """Where a phone that had to sign in first comes back to: its hold cookie (not the QR's
+    handle, long rotated away) leads to the approval page."""
+    if await deps.signed_in_approver(request) is None:
+        return _signin_redirect(request, HOLD_PATH)
+    approver = await deps.require_approver(request)
+    svc = deps.services(request)
+    names = deps.cookie_names(request)
+    response: Response
+    try:
+        view = await svc.login_requests.resume(request.cookies.get(names.hold), approver)
+    except InvalidHandle:
+        response = message(
+            request,
+            "This sign-in is no longer waiting",
+            "It was finished, cancelled or has expired on the other device, or another phone "
+            "picked it up. Show a new code there and scan it again.",
+            404,
+        )
+    else:
+        response = RedirectResponse(f"{svc.settings.base_path}/q/{view.handle}", status_code=303)
+    deps.clear_cookie(request, response, names.hold)
+    return response
+
+
 @handshake_router.get("/q/{handle}")
 async def approve_page(handle: str, request: Request) -> Response:
     if await deps.signed_in_approver(request) is None:
-        return _signin_redirect(request, f"/q/{handle}")
+        return await _hold_and_sign_in(request, handle)
     return await _approval_page(request, handle)
+
+
+async def _hold_and_sign_in(request: Request, handle: str) -> Response:
+    """A phone not signed in opened the QR: hold the request for this browser (a cookie
+    valid until the request expires) and send it to sign in, then to ``HOLD_PATH``."""
+    lr = deps.services(request).login_requests
+    try:
+        token, rec = await lr.hold(handle)
+    except InvalidHandle as exc:
+        return message(request, "This code cannot be used", exc.message, 404)
+    response = _signin_redirect(request, HOLD_PATH)
+    lifetime = max(1, int(rec.expires_at - lr.clock.now()) + 1)
+    deps.set_cookie(request, response, deps.cookie_names(request).hold, token, max_age=lifetime)
+    return response
+
+
+async def held_device(request: Request) -> str | None:
+    """The kind of device ("Chrome on Linux") whose sign-in this browser holds while it
+    signs in, if it holds a live one."""
+    token = request.cookies.get(deps.cookie_names(request).hold)
+    rec = await deps.services(request).login_requests.held(token) if token else None
+    return " on ".join(describe(rec.user_agent)) if rec else None
 
 
 @handshake_router.post("/q/{handle}/{action}")
@@ -223,9 +272,22 @@ async def approve_form(handle: str, action: str, request: Request) -> Response:
 # -- first device: email -------------------------------------------------------------------
 
 
+async def _signin_reason(request: Request, nxt: str) -> str | None:
+    """Why this browser is asked to sign in, when it is on its way to approve a sign-in."""
+    return await held_device(request) if nxt == HOLD_PATH else None
+
+
 @router.get("/signin")
 async def signin_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "signin.html", next=safe_next(next) or "", email="", step="email")
+    nxt = safe_next(next) or ""
+    return render(
+        request,
+        "signin.html",
+        next=nxt,
+        email="",
+        step="email",
+        approving=await _signin_reason(request, nxt),
+    )
 
 
 @router.post("/signin")
@@ -245,7 +307,14 @@ async def signin_start(request: Request) -> Response:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="email", error=exc.message
         )
-    return render(request, "signin.html", next=nxt, email=email, step="code")
+    return render(
+        request,
+        "signin.html",
+        next=nxt,
+        email=email,
+        step="code",
+        approving=await _signin_reason(request, nxt),
+    )
 
 
 @router.post("/signin/code")

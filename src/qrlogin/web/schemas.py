@@ -26,6 +26,10 @@ class LoginRequestState(BaseModel):
     user_code: str | None = Field(None, description="Present while pending: the code to type.")
     approver_device: str | None = None
     confirm_code_required: bool = False
+    approver_signing_in: bool = Field(
+        False,
+        description="While pending: someone opened the QR on a phone that is signing in first.",
+    )
 
 
 class CreatedLoginRequest(LoginRequestState):

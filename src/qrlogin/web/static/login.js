@@ -46,6 +46,7 @@
     current = null;
     exchanging = false;
     clearQr();
+    $("signing-in").hidden = true;
     $("confirm-code").value = "";
     $("confirm-code").removeAttribute("aria-invalid");
     $("confirm-error").textContent = "";
@@ -200,6 +201,10 @@
     switch (state.status) {
       case "pending":
         show("waiting", changed && before ? "Waiting for your phone." : undefined);
+        if (state.approver_signing_in && $("signing-in").hidden) {
+          $("signing-in").hidden = false;
+          $("status").textContent = "Someone is signing in on their phone to approve this.";
+        }
         if (state.user_code) {
           $("user-code").textContent = state.user_code;
           $("user-code-line").hidden = false;
