@@ -15,10 +15,13 @@ from support import LiveServer, SmtpSink
 
 from .flows import (
     WAIT_MS,
+    approve_and_read_confirm_code,
     assert_signed_in_without_reload,
     email_code,
     mark_page,
     open_login,
+    sign_in_phone,
+    type_confirm_code,
 )
 
 EMAIL = "ann@example.test"
@@ -91,3 +94,91 @@ def test_first_run_dead_end_a_phone_signs_in_past_a_rotation_and_still_approves(
 
     mobile.locator("#approve").click()
     assert_signed_in_without_reload(login, server, EMAIL)
+
+
+def test_phone_pages_are_live_the_approval_page_shows_signed_in_with_a_done_button(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    server = live_server(confirm="code")
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+    login = open_login(desktop, server)
+    mobile.goto(login.qr_url())
+    code = approve_and_read_confirm_code(mobile)
+    mobile.evaluate("() => { window.__marker = 1; }")
+    expect(mobile.locator("#outcome")).to_contain_text("Waiting for Chrome on Linux to finish")
+    shot(mobile, tmp_path, "phone-approved-waiting")
+
+    type_confirm_code(login, code)
+
+    heading = mobile.get_by_role("heading", name="Signed in on Chrome on Linux ✓")
+    expect(heading).to_be_visible(timeout=WAIT_MS)
+    expect(heading).to_be_focused()
+    expect(mobile.locator("#confirm-code")).to_have_count(0)  # nothing left to type
+    assert mobile.evaluate("() => window.__marker") == 1, "the phone's page reloaded"
+    shot(mobile, tmp_path, "phone-signed-in-done")
+    mobile.get_by_role("link", name="Done").click()
+    expect(mobile).to_have_url(f"{server.url}/account", timeout=WAIT_MS)
+
+
+def test_phone_pages_are_live_a_cancel_on_the_desktop_shows_on_the_phone(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    server = live_server(confirm="tap")
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+    login = open_login(desktop, server)
+    mobile.goto(login.qr_url())
+    expect(mobile.locator("#approve")).to_be_visible(timeout=WAIT_MS)
+    expect(login.page.locator("#state-scanned")).to_be_visible(timeout=WAIT_MS)
+
+    login.page.locator("#cancel").click()
+
+    expect(mobile.get_by_role("heading", name="Sign-in cancelled")).to_be_visible(timeout=WAIT_MS)
+    expect(mobile.locator("#outcome")).to_contain_text("cancelled on Chrome on Linux")
+    expect(mobile.locator("#approve")).to_have_count(0)
+    shot(mobile, tmp_path, "phone-cancelled")
+
+
+def test_back_and_reload_after_approving_a_typed_code_resend_no_form(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    server = live_server(confirm="code")
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+    login = open_login(desktop, server)
+    posts: list[str] = []
+    mobile.on(
+        "request",
+        lambda r: posts.append(r.url) if r.method == "POST" and r.is_navigation_request() else None,
+    )
+    mobile.goto(f"{server.url}/link")
+    mobile.locator("#user-code").fill(login.user_code())
+    mobile.get_by_role("button", name="Continue").click()
+    expect(mobile.locator("#approve")).to_be_visible(timeout=WAIT_MS)
+    approve_and_read_confirm_code(mobile)
+    assert len(posts) == 2, posts  # the code, then Approve
+
+    mobile.reload()
+    expect(mobile.locator("#confirm-code")).to_be_visible(timeout=WAIT_MS)
+    mobile.go_back()
+    expect(mobile.locator("#approve, #confirm-code").first).to_be_visible(timeout=WAIT_MS)
+    assert len(posts) == 2, f"a reload or Back sent a form again: {posts}"
+    shot(mobile, tmp_path, "phone-after-back")
+
+    # an address only a form should reach, opened by hand: a page that says what to do
+    handle = mobile.url.rsplit("/", 1)[1]
+    mobile.goto(f"{server.url}/q/{handle}/approve")
+    expect(mobile.get_by_role("heading", name="This address cannot be opened like that")).to_be_visible()
+    shot(mobile, tmp_path, "phone-wrong-method")
+    mobile.goto(f"{server.url}/nowhere")
+    expect(mobile.get_by_role("heading", name="Page not found")).to_be_visible()

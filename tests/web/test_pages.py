@@ -180,13 +180,21 @@ async def test_approve_form_shows_the_confirm_code_that_signs_the_requester_in(
 
     response = await approver.client.post(f"/q/{requester.handle}/approve", data={"csrf": csrf})
 
-    assert response.status_code == 200
-    match = re.search(r'id="confirm-code"[^>]*>(\d{3}) (\d{3})<', response.text)
-    assert match, response.text
+    # redirect after POST: Back and reload show the page again, never "resubmit the form?"
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/q/{requester.handle}"
+    shown = await approver.client.get(response.headers["location"])
+    match = re.search(r'id="confirm-code"[^>]*>(\d{3}) (\d{3})<', shown.text)
+    assert match, shown.text
     assert (await requester.current())["status"] == "approved"
     exchanged = await requester.exchange("".join(match.groups()))
     assert exchanged.status_code == 200
     assert exchanged.json()["user"]["id"] == approver.user["id"]
+    # the approval page, reloaded, now says how it ended
+    ended = await approver.client.get(f"/q/{requester.handle}")
+    assert ended.status_code == 200
+    assert re.search(r"<h1[^>]*>Signed in on [^<]+ ✓</h1>", ended.text), ended.text
+    assert 'id="done"' in ended.text
 
 
 async def test_deny_form_denies(site: Site) -> None:
@@ -196,8 +204,9 @@ async def test_deny_form_denies(site: Site) -> None:
 
     response = await approver.client.post(f"/q/{requester.handle}/deny", data={"csrf": csrf})
 
-    assert response.status_code == 200
-    assert 'id="denied-text"' in response.text
+    assert response.status_code == 303
+    shown = await approver.client.get(response.headers["location"])
+    assert 'id="denied-text"' in shown.text
     assert (await requester.current())["status"] == "denied"
 
 
@@ -240,6 +249,48 @@ async def test_unknown_approval_action_is_not_found(site: Site) -> None:
 
     assert response.status_code == 404
     assert (await requester.current())["status"] == "scanned"
+
+
+async def test_back_and_reload_a_typed_code_redirects_after_post_to_the_approval_page(
+    site: Site,
+) -> None:
+    requester = await site.new_requester("api")
+    approver = await phone(site)
+    _, csrf = await page(approver.client, "/link")
+
+    response = await approver.client.post(
+        "/link", data={"csrf": csrf, "user_code": requester.created["user_code"]}
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/q/{requester.handle}"
+    shown, _ = await page(approver.client, response.headers["location"])
+    assert 'id="approve"' in shown.text
+    assert (await requester.current())["status"] == "scanned"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "title"),
+    [
+        ("GET", "/q/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/approve", 405, "cannot be opened like that"),
+        ("GET", "/no/such/page", 404, "Page not found"),
+    ],
+)
+async def test_wrong_methods_and_unknown_pages_get_an_html_page_the_api_keeps_json(
+    site: Site, method: str, path: str, status: int, title: str
+) -> None:
+    client = site.client()
+
+    person = await client.request(method, path, headers={"accept": "text/html,*/*"})
+    api = await client.request(method, f"/api/v1{path}", headers={"accept": "text/html,*/*"})
+    program = await client.request(method, path)
+
+    assert person.status_code == status
+    assert person.headers["content-type"].startswith("text/html")
+    assert title in person.text and 'href="/"' in person.text
+    assert api.headers["content-type"].startswith("application/json")
+    assert program.status_code == status
+    assert program.headers["content-type"].startswith("application/json")
 
 
 # -- sign in by code -----------------------------------------------------------------------

@@ -127,6 +127,13 @@ class ApproverFlows(LoginRequestsBase):
             raise InvalidHandle()
         return self._approver_view(rec)
 
+    def approver_state(self, rec: LoginRequest) -> dict[str, Any]:
+        """What the approver's stream says of a request it claimed: its status, why it ended
+        (denied or cancelled), and its version. Nothing it did not already know."""
+        status = rec.status_at(self.clock.now())
+        reason = rec.reason if status in (Status.DENIED, Status.CANCELLED) else None
+        return {"status": status.value, "reason": reason, "version": rec.version}
+
     async def claim(
         self, rec: LoginRequest, approver: Approver, *, via: str, slot: int | None = None
     ) -> ApproverView:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 
 from qrlogin.handshake.service import ApproverView
+from qrlogin.handshake.watch import changes
 from qrlogin.web import deps
 from qrlogin.web.schemas import DecisionOut, ErrorBody, LinkBody, ScanOut
 from qrlogin.web.security import require_browser_header
+from qrlogin.web.sse import HEARTBEAT, counted, sse_event, sse_response
 
 router = APIRouter(prefix="/api/v1/scan", tags=["approver"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,6 +39,33 @@ async def scan(handle: str, request: Request) -> dict[str, Any]:
     approver = await deps.require_approver(request)
     view = await deps.services(request).login_requests.scan(handle, approver)
     return scan_body(request, view)
+
+
+@router.get(
+    "/{handle}/events",
+    response_class=StreamingResponse,
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+)
+async def scan_events(handle: str, request: Request) -> StreamingResponse:
+    """The approver's stream of a request its session claimed: ``event: state`` with
+    ``{status, reason, version}`` now and at every change (consumed, cancelled, denied,
+    expired), a heartbeat at least every 15 s, and the end after a final state. What the
+    approval page follows after Approve or Deny; anyone else gets the reply of an unknown
+    handle."""
+    approver = await deps.require_approver(request)
+    svc = deps.services(request)
+    lr = svc.login_requests
+    rec = (await lr.for_approver(handle, approver)).request
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"retry: 3000\n" + sse_event("state", lr.approver_state(rec), rec.version)
+        async for changed in changes(lr, rec, heartbeat=svc.policy.heartbeat):
+            if changed is None:
+                yield HEARTBEAT
+            else:
+                yield sse_event("state", lr.approver_state(changed), changed.version)
+
+    return sse_response(counted(svc.metrics.open_streams.labels("scan"), stream()))
 
 
 async def _decide(request: Request, handle: str, approve: bool) -> dict[str, Any]:

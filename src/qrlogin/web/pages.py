@@ -159,8 +159,17 @@ def _approval(request: Request, view: ApproverView) -> Response:
         handle=body["handle"],
         req=body["request"],
         status=body["status"],
+        reason=view.request.reason,
         confirm_code=body["confirm_code"],
+        # the Done button: the account here, the host's start page when embedded
+        done_url="/" if deps.services(request).embedded else "/account",
     )
+
+
+def _after_decision(request: Request, view: ApproverView) -> Response:
+    """Redirect after POST: Back and reload then show the approval page, not a resubmit."""
+    base = deps.services(request).settings.base_path
+    return RedirectResponse(f"{base}/q/{view.handle}", status_code=303)
 
 
 async def _approval_page(request: Request, handle: str, action: str | None = None) -> Response:
@@ -168,11 +177,13 @@ async def _approval_page(request: Request, handle: str, action: str | None = Non
     lr = deps.services(request).login_requests
     try:
         if action == "approve":
-            view = await lr.approve(handle, approver)
-        elif action == "deny":
-            view = await lr.deny(handle, approver)
-        else:
+            return _after_decision(request, await lr.approve(handle, approver))
+        if action == "deny":
+            return _after_decision(request, await lr.deny(handle, approver))
+        try:
             view = await lr.scan(handle, approver)
+        except InvalidHandle:  # ended: its approver still sees how (signed in, cancelled…)
+            view = await lr.for_approver(handle, approver)
     except InvalidHandle as exc:
         return message(request, "This code cannot be used", exc.message, 404)
     return _approval(request, view)
@@ -201,7 +212,7 @@ async def link_form(request: Request) -> Response:
         if exc.retry_after is not None:
             response.headers["retry-after"] = str(exc.retry_after)
         return response
-    return _approval(request, view)
+    return _after_decision(request, view)
 
 
 @handshake_router.get(HOLD_PATH)  # ahead of /q/{handle}; no handle is this short
