@@ -89,7 +89,7 @@ def test_a_desktop_signed_out_from_the_phone_leaves_for_signin_without_reload(
 
     the_desktop.get_by_role("button").filter(has_text="Sign out this device").click()
 
-    expect(mobile).to_have_url(f"{server.url}/account/devices", timeout=WAIT_MS)
+    expect(mobile).to_have_url(f"{server.url}/account/devices?signed_out=1", timeout=WAIT_MS)
     expect(mobile.locator("li.device")).to_have_count(1, timeout=WAIT_MS)
     # the desktop's page (we never touch it) goes to /signin on its own
     expect(login.page).to_have_url(

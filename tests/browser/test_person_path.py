@@ -15,6 +15,7 @@ from support import LiveServer, SmtpSink
 
 from .flows import (
     WAIT_MS,
+    LoginPage,
     approve_and_read_confirm_code,
     assert_signed_in_without_reload,
     email_code,
@@ -182,3 +183,94 @@ def test_back_and_reload_after_approving_a_typed_code_resend_no_form(
     shot(mobile, tmp_path, "phone-wrong-method")
     mobile.goto(f"{server.url}/nowhere")
     expect(mobile.get_by_role("heading", name="Page not found")).to_be_visible()
+
+
+def link_desktop(desktop: BrowserContext, mobile: Page, server: LiveServer) -> LoginPage:
+    """The desktop signs in by the phone's approval (``confirm="tap"``), left on /account."""
+    login = open_login(desktop, server)
+    mark_page(login.page)
+    mobile.goto(login.qr_url())
+    mobile.locator("#approve").click()
+    assert_signed_in_without_reload(login, server, EMAIL)
+    return login
+
+
+def test_no_feedback_on_revocation_a_revoked_desktop_is_told_who_signed_it_out(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    server = live_server(confirm="tap")
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+    login = link_desktop(desktop, mobile, server)
+
+    mobile.goto(f"{server.url}/account/devices")
+    mobile.get_by_role("button", name=re.compile("Sign out Chrome on Linux")).click()
+
+    expect(mobile.locator("#signed-out-result")).to_have_text(
+        re.compile(r"^Signed out 1 device\. It has to sign in again")
+    )
+    shot(mobile, tmp_path, "phone-signed-out-one")
+    page = login.page
+    expect(page).to_have_url(re.compile(re.escape(f"{server.url}/signin")), timeout=WAIT_MS)
+    expect(page.locator("#signed-out")).to_have_text(
+        "You were signed out from Chrome on Android.", timeout=WAIT_MS
+    )
+    shot(page, tmp_path, "desktop-told-who-signed-it-out")
+    page.reload()  # said once: the ended session's cookie is gone
+    expect(page.locator("#email")).to_be_visible()
+    expect(page.locator("#signed-out")).to_have_count(0)
+
+
+def test_no_feedback_on_sign_out_all_other_devices_asks_first_then_says_what_it_did(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    server = live_server(confirm="tap")
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+    link_desktop(desktop, mobile, server)
+    mobile.goto(f"{server.url}/account/devices")
+
+    mobile.get_by_role("link", name="Sign out all other devices").click()
+    expect(mobile.get_by_role("heading", name="Sign out 1 other device?")).to_be_visible()
+    shot(mobile, tmp_path, "phone-confirm-revoke-others")
+    mobile.get_by_role("link", name="Keep them signed in").click()
+    expect(mobile.locator("li.device")).to_have_count(2)
+    assert desktop.request.get(f"{server.url}/api/v1/me").status == 200
+
+    mobile.get_by_role("link", name="Sign out all other devices").click()
+    mobile.get_by_role("button", name="Sign them out").click()
+
+    expect(mobile.locator("#signed-out-result")).to_contain_text("Signed out 1 device.")
+    expect(mobile.locator("li.device")).to_have_count(1)
+    shot(mobile, tmp_path, "phone-revoked-others-result")
+    assert desktop.request.get(f"{server.url}/api/v1/me").status == 401
+
+
+def test_no_feedback_on_sign_in_a_signed_in_person_on_login_or_signin_sees_who_they_are(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    phone: BrowserContext,
+    desktop: BrowserContext,
+    tmp_path: Path,
+) -> None:
+    server = live_server()
+    signin = desktop.new_page()
+    signin.goto(f"{server.url}/signin")
+    signin.get_by_role("link", name="Sign in with a QR code").click()
+    expect(signin).to_have_url(f"{server.url}/login")
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+
+    for path in ("/login", "/signin"):
+        mobile.goto(f"{server.url}{path}")
+        expect(mobile.get_by_role("heading", name="You're signed in as ann")).to_be_visible()
+        expect(mobile.locator("#qr")).to_have_count(0)
+        expect(mobile.locator("#email")).to_have_count(0)
+        shot(mobile, tmp_path, f"phone-signed-in-{path.strip('/')}")
+    mobile.get_by_role("link", name="Go to your account").click()
+    expect(mobile).to_have_url(f"{server.url}/account")

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
+from qrlogin.core.tokens import sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.identity.ports import StartedSession
@@ -111,6 +112,8 @@ async def home(request: Request) -> Response:
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     public_url = deps.services(request).settings.public_url
+    if await deps.current_session(request) is not None:  # no new QR for someone signed in
+        return render(request, "signed_in.html", link_url=f"{public_url}/link")
     return render(request, "login.html", link_url=f"{public_url}/link")
 
 
@@ -288,17 +291,43 @@ async def _signin_reason(request: Request, nxt: str) -> str | None:
     return await held_device(request) if nxt == HOLD_PATH else None
 
 
+async def _signed_out_notice(request: Request) -> str | None:
+    """What ended this browser's session, if its cookie still names a revoked one: who
+    signed it out from where (the activity log's ``session.revoked`` row)."""
+    token = request.cookies.get(deps.cookie_names(request).session)
+    svc = deps.services(request)
+    session = await svc.store.session_by_token_hash(sha256_hex(token)) if token else None
+    if session is None or session.revoked_at is None:
+        return None
+    if session.revoked_reason == "revoked_by_user":
+        for entry in await svc.store.activity(session.user_id):
+            if entry.event == "session.revoked" and entry.session_id == session.id:
+                browser, system = describe(entry.user_agent)
+                return f"You were signed out from {browser} on {system}."
+    return "You were signed out on this device. Sign in again to continue."
+
+
 @router.get("/signin")
 async def signin_page(request: Request, next: str | None = None) -> Response:
     nxt = safe_next(next) or ""
-    return render(
+    if await deps.current_session(request) is not None:
+        if nxt:  # already signed in: on to where signing in would have led
+            return RedirectResponse(nxt, status_code=303)
+        public_url = deps.services(request).settings.public_url
+        return render(request, "signed_in.html", link_url=f"{public_url}/link")
+    notice = await _signed_out_notice(request)
+    response = render(
         request,
         "signin.html",
         next=nxt,
         email="",
         step="email",
         approving=await _signin_reason(request, nxt),
+        signed_out=notice,
     )
+    if notice is not None:  # said once: the cookie of an ended session is of no more use
+        deps.clear_cookie(request, response, deps.cookie_names(request).session)
+    return response
 
 
 @router.post("/signin")
@@ -407,11 +436,22 @@ async def account_page(request: Request) -> Response:
 
 
 @router.get("/account/devices")
-async def devices_page(request: Request) -> Response:
+async def devices_page(request: Request, signed_out: int | None = None) -> Response:
     if await deps.current_session(request) is None:
         return _signin_redirect(request, "/account/devices")
     devices = await api_sessions.list_sessions(request)
-    return render(request, "devices.html", devices=devices)
+    return render(request, "devices.html", devices=devices, signed_out=signed_out)
+
+
+@router.get("/account/devices/revoke-others")
+async def revoke_others_confirm(request: Request) -> Response:
+    """Asks first: signing every other device out cannot be undone."""
+    if await deps.current_session(request) is None:
+        return _signin_redirect(request, "/account/devices/revoke-others")
+    others = [d for d in await api_sessions.list_sessions(request) if not d["current"]]
+    if not others:
+        return RedirectResponse("/account/devices", status_code=303)
+    return render(request, "revoke_others.html", devices=others)
 
 
 @router.post("/account/devices/revoke-others")
@@ -419,8 +459,8 @@ async def revoke_others_form(request: Request) -> Response:
     await form_with_csrf(request)
     if await deps.current_session(request) is None:
         return _signin_redirect(request, "/account/devices")
-    await api_sessions.revoke_others_of(request)
-    return RedirectResponse("/account/devices", status_code=303)
+    count = await api_sessions.revoke_others_of(request)
+    return RedirectResponse(f"/account/devices?signed_out={count}", status_code=303)
 
 
 @router.post("/account/devices/{session_id}/revoke")
@@ -432,7 +472,7 @@ async def revoke_form(session_id: str, request: Request) -> Response:
         await api_sessions.revoke_one(request, session_id)
     except QrLoginError as exc:
         return message(request, "Not found", exc.message, exc.status)
-    return RedirectResponse("/account/devices", status_code=303)
+    return RedirectResponse("/account/devices?signed_out=1", status_code=303)
 
 
 @router.post("/logout")
