@@ -179,7 +179,8 @@ def test_back_and_reload_after_approving_a_typed_code_resend_no_form(
     # an address only a form should reach, opened by hand: a page that says what to do
     handle = mobile.url.rsplit("/", 1)[1]
     mobile.goto(f"{server.url}/q/{handle}/approve")
-    expect(mobile.get_by_role("heading", name="This address cannot be opened like that")).to_be_visible()
+    wrong_method = mobile.get_by_role("heading", name="This address cannot be opened like that")
+    expect(wrong_method).to_be_visible()
     shot(mobile, tmp_path, "phone-wrong-method")
     mobile.goto(f"{server.url}/nowhere")
     expect(mobile.get_by_role("heading", name="Page not found")).to_be_visible()
@@ -274,3 +275,26 @@ def test_no_feedback_on_sign_in_a_signed_in_person_on_login_or_signin_sees_who_t
         shot(mobile, tmp_path, f"phone-signed-in-{path.strip('/')}")
     mobile.get_by_role("link", name="Go to your account").click()
     expect(mobile).to_have_url(f"{server.url}/account")
+
+
+def test_wording_times_show_in_the_browsers_locale_and_zone(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    make_context: Callable[..., BrowserContext],
+    tmp_path: Path,
+) -> None:
+    server = live_server()
+    german = make_context("phone", locale="de-DE", timezone_id="Europe/Berlin")
+    account = sign_in_phone(german, server, smtp_sink, EMAIL)
+
+    stamp = account.locator("#activity time").first
+    expect(stamp).to_have_text(re.compile(r"^\d\d\.\d\d\.\d{4}, \d\d:\d\d$"))
+    shown = stamp.inner_text()
+    iso = stamp.get_attribute("datetime") or ""
+    berlin = account.evaluate(
+        """(iso) => new Intl.DateTimeFormat("de-DE", {dateStyle: "medium", timeStyle: "short",
+                      timeZone: "Europe/Berlin"}).format(new Date(iso))""",
+        iso,
+    )
+    assert shown == berlin, (shown, iso)
+    shot(account, tmp_path, "phone-account-times-de")

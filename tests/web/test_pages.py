@@ -674,3 +674,69 @@ async def test_over_https_cleared_cookies_are_secure_too(make_site) -> None:
         # a browser ignores a __Host- cookie, even a deletion, without Secure and Path=/
         assert "Secure" in line, line
         assert "Path=/" in line, line
+
+
+# -- wording and polish (issue 11 item 16) -------------------------------------------------
+
+
+async def test_wording_started_1_second_ago_is_singular(site: Site) -> None:
+    requester = await site.new_requester("api")
+    approver = await phone(site)
+    site.clock.advance(1)
+
+    response, _ = await page(approver.client, f"/q/{requester.handle}")
+
+    assert re.search(r'id="req-age">1 second ago<', response.text)
+
+
+async def test_wording_a_wrong_typed_code_does_not_ask_the_phone_for_a_new_one(
+    site: Site,
+) -> None:
+    approver = await phone(site)
+    _, csrf = await page(approver.client, "/link")
+
+    response = await approver.client.post("/link", data={"csrf": csrf, "user_code": "999 999"})
+
+    assert response.status_code == 400
+    assert "request a new one" not in response.text
+    assert "Check the code on the other device" in response.text
+
+
+async def test_wording_the_activity_list_shows_a_qr_sign_in_once(site: Site) -> None:
+    approver = await phone(site)
+    requester = await site.new_requester("api")
+    await site.signed_in(requester, approver)
+
+    response, _ = await page(approver.client, "/account")
+
+    assert response.text.count('<span class="event">Device signed in</span>') == 1
+    # the phone's own email sign-in is its only "New session"
+    assert response.text.count('<span class="event">New session</span>') == 1
+    stamp = re.search(r'<time datetime="([^"]+)" data-ts=', response.text)
+    assert stamp and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp.group(1))
+
+
+async def test_wording_device_cards_do_not_repeat_the_device_name(site: Site) -> None:
+    approver = await phone(site)
+    named = await site.new_requester("api", device_name="Office PC", user_agent=CHROME_ON_WINDOWS)
+    await site.signed_in(named, approver)
+
+    response, _ = await page(approver.client, "/account/devices")
+
+    cards = re.findall(r'<li class="card device".*?</li>', response.text, re.S)
+    this_phone = next(c for c in cards if "This device" in c)
+    office = next(c for c in cards if "Office PC" in c)
+    # the phone's name is "Safari on iOS": said once; the named PC also says what it runs
+    assert this_phone.count("Safari on iOS") == 1
+    assert "Chrome on Windows · IP" in office
+
+
+async def test_wording_the_dev_outbox_shows_the_sign_in_link_as_a_link(site: Site) -> None:
+    email = site.new_email()
+    await site.client().post("/api/v1/auth/email/start", json={"email": email})
+
+    response = await site.client().get("/dev/outbox")
+
+    token = link_token_in(site.last_mail(email))
+    link = f"{site.base_url}/auth/email/{token}"
+    assert f'<a href="{link}">{link}</a>' in response.text

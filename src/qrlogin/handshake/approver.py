@@ -64,7 +64,11 @@ class ApproverFlows(LoginRequestsBase):
                 await self.failures.failed(
                     approver.user_id, "user_code", approver.ip, approver.user_agent
                 )
-            raise InvalidCode() from None
+            # the approver cannot make a new code: only the device showing it can
+            raise InvalidCode(
+                "That code is not valid. Check the code on the other device and type it again; "
+                "if it shows none any more, start signing in there again."
+            ) from None
         if self.failures is not None:
             await self.failures.succeeded(approver.user_id)
         return view

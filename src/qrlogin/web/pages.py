@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
 from qrlogin.core.tokens import sha256_hex
@@ -32,6 +34,33 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 templates.env.filters["isotime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
     "%Y-%m-%d %H:%M UTC"
 )
+# a <time> element's datetime attribute (ISO 8601); the page's script shows it in the
+# browser's locale, the text above is what shows without it
+templates.env.filters["isodatetime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
+    "%Y-%m-%dT%H:%M:%SZ"
+)
+
+
+def ago(seconds: int) -> str:
+    """ "1 second ago", "25 seconds ago", "1 min ago", "4 min ago"."""
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'} ago"
+    return f"{seconds // 60} min ago"
+
+
+templates.env.filters["ago"] = ago
+
+
+def linkify(text: str, origin: str) -> Markup:
+    """Mail text for the dev outbox: escaped, with this site's own links clickable."""
+    parts = re.split(r"(\s+)", text)
+    return Markup("").join(
+        Markup('<a href="{0}">{0}</a>').format(p) if p.startswith(f"{origin}/") else escape(p)
+        for p in parts
+    )
+
+
+templates.env.filters["linkify"] = linkify
 templates.env.globals["linked_by_text"] = {
     "email": "by email",
     "qr": "by scanning a QR code",
@@ -431,8 +460,17 @@ async def account_page(request: Request) -> Response:
     auth = await deps.current_session(request)
     if auth is None:
         return _signin_redirect(request, "/account")
-    activity = (await api_sessions.activity_of(request, auth.user.id))[:15]
+    activity = one_row_per_sign_in(await api_sessions.activity_of(request, auth.user.id))[:15]
     return render(request, "account.html", session=auth.session, activity=activity)
+
+
+def one_row_per_sign_in(activity: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A QR or code sign-in writes "request.consumed" and "session.created" for one event:
+    the account page lists it once, as the former."""
+    consumed = {a["request_id"] for a in activity if a["event"] == "request.consumed"}
+    return [
+        a for a in activity if not (a["event"] == "session.created" and a["request_id"] in consumed)
+    ]
 
 
 @router.get("/account/devices")
