@@ -80,9 +80,9 @@ def test_first_run_dead_end_a_phone_signs_in_past_a_rotation_and_still_approves(
         arg=[scanned_url, second],
         timeout=WAIT_MS,
     )
-    stranger = make_context("phone").new_page()
-    stranger.goto(scanned_url)
-    expect(stranger.get_by_role("heading", name="This code cannot be used")).to_be_visible()
+    other_phone = sign_in_phone(make_context("phone"), server, smtp_sink, "bob@example.test")
+    other_phone.goto(scanned_url)
+    expect(other_phone.get_by_role("heading", name="This code cannot be used")).to_be_visible()
 
     mobile.locator("#code").fill(code)
     mobile.get_by_role("button", name="Sign in", exact=True).click()

@@ -100,6 +100,14 @@ async def test_approval_page_signed_out_holds_the_request_and_sends_to_signin(si
     state = await requester.current()
     assert state["status"] == "pending"  # nothing is claimed before someone is signed in
     assert state["approver_signing_in"] is True
+    # a handle alone learns nothing: an unknown one gets the same reply (its hold is empty)
+    unknown = await site.client().get("/q/" + "A" * len(requester.handle))
+    assert (unknown.status_code, unknown.headers["location"], unknown.content) == (
+        response.status_code,
+        response.headers["location"],
+        response.content,
+    )
+    assert "qrl_hold" in set_cookies(unknown)
 
 
 async def test_first_run_dead_end_the_approval_survives_signing_in_past_a_rotation(

@@ -89,23 +89,27 @@ class ApproverFlows(LoginRequestsBase):
         rec, slot = await self._by_handle(handle)
         return await self.claim(rec, approver, via=via, slot=slot)
 
-    async def hold(self, handle: str) -> tuple[str, LoginRequest]:
+    async def hold(self, handle: str) -> str:
         """A browser that is not signed in opened ``handle``: hold the request for it while
         it signs in, since the handle will have rotated away by then. Returns a hold token
-        (for an HttpOnly cookie on that browser, never a URL; stored as SHA-256 only) and
-        the request. The request stays ``pending`` (nothing is claimed before someone is
-        signed in, requirement 3); its requester is told that someone is signing in. A later
-        hold replaces an earlier one."""
-        rec, _ = await self._by_handle(handle)
-        now = self.clock.now()
-        if rec.status_at(now) is not Status.PENDING:
-            raise InvalidHandle()
+        for an HttpOnly cookie on that browser (never a URL; stored as SHA-256 only).
+
+        The token is bound only if the handle reaches a pending request; for a claimed,
+        ended or unknown handle it holds nothing, so the reply to a handle alone is the same
+        whatever the request's state (requirement 2). The request stays ``pending``: nothing
+        is claimed before someone is signed in (requirement 3); its requester is told that
+        someone is signing in. A later hold replaces an earlier one."""
         token = new_secret()
-        held = await self.store.hold_login_request(rec.id, sha256_hex(token), now)
-        if held is None:
-            raise InvalidHandle()
-        await self._publish(held)
-        return token, held
+        try:
+            rec, _ = await self._by_handle(handle)
+        except InvalidHandle:
+            return token
+        now = self.clock.now()
+        if rec.status_at(now) is Status.PENDING:
+            held = await self.store.hold_login_request(rec.id, sha256_hex(token), now)
+            if held is not None:
+                await self._publish(held)
+        return token
 
     async def held(self, token: str | None) -> LoginRequest | None:
         """The live request a hold token holds, if any."""

@@ -282,14 +282,12 @@ async def approve_page(handle: str, request: Request) -> Response:
 
 async def _hold_and_sign_in(request: Request, handle: str) -> Response:
     """A phone not signed in opened the QR: hold the request for this browser (a cookie
-    valid until the request expires) and send it to sign in, then to ``HOLD_PATH``."""
+    for at most a request's lifetime) and send it to sign in, then to ``HOLD_PATH``. The
+    same reply for every handle, live or not (``ApproverFlows.hold``)."""
     lr = deps.services(request).login_requests
-    try:
-        token, rec = await lr.hold(handle)
-    except InvalidHandle as exc:
-        return message(request, "This code cannot be used", exc.message, 404)
+    token = await lr.hold(handle)
     response = _signin_redirect(request, HOLD_PATH)
-    lifetime = max(1, int(rec.expires_at - lr.clock.now()) + 1)
+    lifetime = int(lr.policy.request_lifetime)
     deps.set_cookie(request, response, deps.cookie_names(request).hold, token, max_age=lifetime)
     return response
 
