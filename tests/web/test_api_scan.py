@@ -346,3 +346,26 @@ async def test_a_handle_is_refused_once_its_rotation_and_grace_are_over_even_unp
     response = await approver.scan(requester.handle)
 
     assert error_of(response) == (404, "invalid_handle")
+
+
+async def test_phone_pages_are_live_the_approver_stream_is_for_its_claimer_only(
+    site: Site, approver: Approver
+) -> None:
+    requester = await site.new_requester("api")
+    await site.signed_in(requester, approver)  # consumed: the stream says so, then ends
+    other = await site.sign_in()
+
+    mine = await approver.client.get(
+        f"/api/v1/scan/{requester.handle}/events", headers=approver.headers()
+    )
+    theirs = await other.client.get(
+        f"/api/v1/scan/{requester.handle}/events", headers=other.headers()
+    )
+    nobody = await site.client().get(f"/api/v1/scan/{requester.handle}/events")
+
+    assert mine.status_code == 200
+    assert mine.headers["content-type"].startswith("text/event-stream")
+    assert 'event: state\nid: ' in mine.text
+    assert '"status":"consumed","reason":null' in mine.text
+    assert theirs.status_code == 404
+    assert nobody.status_code == 401
