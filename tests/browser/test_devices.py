@@ -15,6 +15,7 @@ from .flows import (
     WAIT_MS,
     LoginPage,
     assert_signed_in_without_reload,
+    expect_approved_on_phone,
     mark_page,
     open_login,
     sign_in_phone,
@@ -54,7 +55,7 @@ def link_desktop_by_qr(desktop: BrowserContext, approver: Page, server: LiveServ
     mark_page(login.page)
     approver.goto(login.qr_url())
     approver.locator("#approve").click()
-    expect(approver.locator("#approved-text")).to_be_visible(timeout=WAIT_MS)
+    expect_approved_on_phone(approver)
     assert_signed_in_without_reload(login, server, EMAIL)
     return login
 
