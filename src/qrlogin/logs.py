@@ -21,15 +21,17 @@ from typing import Any
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 ACCESS_LOGGER = "qrlogin.access"  # one line per request
 
+# anywhere in the path, not only at its start: a host app may mount qrlogin under a prefix
 _SECRET_SEGMENTS = re.compile(
-    r"^(/q/|/auth/email/|/api/v1/scan/|/api/v1/login-requests/|/api/v1/sessions/|"
+    r"(/q/|/auth/email/|/api/v1/scan/|/api/v1/login-requests/|/api/v1/sessions/|"
     r"/account/devices/)[^/?]+"
 )
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 def redact_path(path: str) -> str:
-    """``/q/AbC…`` → ``/q/{…}``: the route, never the handle, token or id in it."""
+    """``/q/AbC…`` → ``/q/{…}`` (``/qr/q/AbC…`` → ``/qr/q/{…}`` under a host's prefix):
+    the route, never the handle, token or id in it."""
     return _SECRET_SEGMENTS.sub(lambda m: m.group(1) + "{…}", path)
 
 

@@ -112,8 +112,9 @@ def mark_page(page: Page) -> None:
     page.evaluate(
         """() => {
           window.__marker = 1;
-          const done = document.getElementById("state-done");
-          const confirm = document.getElementById("state-confirm");
+          const widget = document.querySelector("qr-login").shadowRoot;
+          const done = widget.getElementById("state-done");
+          const confirm = widget.getElementById("state-confirm");
           const record = () => {
             if (!done.hidden && sessionStorage.getItem("marker-at-done") === null) {
               sessionStorage.setItem("marker-at-done", String(window.__marker));
@@ -153,6 +154,8 @@ def approve_and_read_confirm_code(phone_page: Page) -> str:
     phone_page.locator("#approve").click()
     shown = phone_page.locator("#confirm-code")
     expect(shown).to_have_text(re.compile(r"^\s*\d{3} \d{3}\s*$"), timeout=WAIT_MS)
+    # the text can be there before the page's stylesheet (a busy machine): measure after load
+    phone_page.wait_for_load_state("load")
     size = float(shown.evaluate("el => parseFloat(getComputedStyle(el).fontSize)"))
     assert size >= 32, f"the confirm code is not in large type ({size}px)"
     return re.sub(r"\D", "", shown.inner_text())

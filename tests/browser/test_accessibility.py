@@ -120,10 +120,18 @@ def test_denied_and_expired_states_have_no_serious_violations(
     assert_no_axe_violations(login.page)
 
 
+DEEP_FOCUS_MATCHES = """(s) => {
+  let el = document.activeElement;
+  while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
+  return el?.matches(s) ?? false;
+}"""
+
+
 def tab_to(page: Page, selector: str, *, limit: int = 30) -> None:
-    """Press Tab until the element matching `selector` has the focus."""
+    """Press Tab until the element matching `selector` has the focus (looking inside open
+    shadow roots, such as the <qr-login> widget's)."""
     for _ in range(limit):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+        if page.evaluate(DEEP_FOCUS_MATCHES, selector):
             return
         page.keyboard.press("Tab")
     raise AssertionError(f"{selector} never got the focus after {limit} Tabs on {page.url}")

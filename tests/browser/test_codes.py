@@ -150,15 +150,26 @@ def test_five_wrong_confirm_codes_burn_the_request_and_the_desktop_says_why(
         field.fill(wrong)
         field.press("Enter")
         expect(error).to_contain_text("not right", timeout=WAIT_MS)
+        left = 5 - attempt
+        expect(error).to_contain_text(f"{left} attempt{'s' if left > 1 else ''} left")
         expect(field).to_have_attribute("aria-invalid", "true")
         expect(field).to_be_focused()
-        page.evaluate("() => { document.getElementById('confirm-error').textContent = ''; }")
+        page.evaluate(
+            "() => { document.querySelector('qr-login').shadowRoot"
+            ".getElementById('confirm-error').textContent = ''; }"
+        )
 
     field.fill(f"{(int(code) + 5) % 10**6:06d}")
     field.press("Enter")
     denied = page.locator("#state-denied")
     expect(denied).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#denied-text")).to_contain_text(re.compile("too many wrong", re.I))
+    # plain words: nobody denied anything, the code was blocked
+    expect(denied.get_by_role("heading")).to_have_text("Sign-in blocked")
+    expect(page.locator("#denied-text")).to_contain_text(
+        "Too many wrong codes — this QR code was blocked to protect you. Get a new code"
+    )
+    expect(denied).not_to_contain_text("denied")
     expect(page.locator("#state-confirm")).to_be_hidden()
     expect(denied.get_by_role("button", name="Show a new code")).to_be_visible()
     assert page.url == f"{server.url}/login"

@@ -118,7 +118,8 @@ def test_the_qr_rotates_while_pending_then_expires_with_a_new_code_button(
 
     # rotation: the picture itself changes while the request is still pending
     page.wait_for_function(
-        "(first) => document.getElementById('qr-link').textContent !== first",
+        "(first) => document.querySelector('qr-login').shadowRoot"
+        ".getElementById('qr-link').textContent !== first",
         arg=first,
         timeout=WAIT_MS,
     )
@@ -155,9 +156,10 @@ def test_the_qr_stays_black_on_white_in_dark_mode(
     assert url.startswith(f"{server.url}/q/")
     colours: dict[str, Any] = page.evaluate(
         """() => {
-          const svg = document.querySelector('#qr svg');
+          const widget = document.querySelector('qr-login').shadowRoot;
+          const svg = widget.querySelector('#qr svg');
           return {
-            box: getComputedStyle(document.getElementById('qr')).backgroundColor,
+            box: getComputedStyle(widget.getElementById('qr')).backgroundColor,
             dark: getComputedStyle(svg.querySelector('path[stroke]')).stroke,
             light: getComputedStyle(svg.querySelector('path[fill]')).fill,
           };

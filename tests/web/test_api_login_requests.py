@@ -439,6 +439,20 @@ async def test_wrong_confirm_code_is_refused_and_the_fifth_burns_the_request(
     assert (state["status"], state["reason"]) == ("denied", "too_many_attempts")
 
 
+async def test_a_wrong_confirm_code_says_how_many_attempts_are_left(
+    site: Site, requester_kind: str
+) -> None:
+    requester = await site.new_requester(requester_kind)
+    code = await site.approved(requester, await site.sign_in())
+    assert code is not None
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+
+    replies = [(await requester.exchange(wrong)).json() for _ in range(5)]
+
+    assert [r.get("attempts_left") for r in replies] == [4, 3, 2, 1, None]
+    assert replies[-1]["error"] == "access_denied"
+
+
 async def test_confirm_code_may_be_typed_with_a_space(site: Site, requester_kind: str) -> None:
     requester = await site.new_requester(requester_kind)
     code = await site.approved(requester, await site.sign_in())

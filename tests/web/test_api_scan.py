@@ -348,6 +348,57 @@ async def test_a_handle_is_refused_once_its_rotation_and_grace_are_over_even_unp
     assert error_of(response) == (404, "invalid_handle")
 
 
+# -- an approval is only as good as the approver's session (issue 11, item 2) ----------------
+
+
+async def test_approval_is_withdrawn_by_deny_until_the_exchange(
+    site: Site, approver: Approver
+) -> None:
+    requester = await site.new_requester("api")
+    code = await site.approved(requester, approver)
+
+    withdrawn = await approver.deny(requester.handle)
+
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json() == {"status": "denied", "confirm_code": None}
+    assert (await requester.current())["status"] == "denied"
+    assert error_of(await requester.exchange(code)) == (403, "access_denied")
+
+
+async def test_signing_the_approver_out_refuses_its_approval(
+    site: Site, approver: Approver
+) -> None:
+    requester = await site.new_requester("api")
+    code = await site.approved(requester, approver)
+    headers = {**approver.headers(), "qrlogin-client": "browser"}
+
+    signed_out = await approver.client.post("/api/v1/logout", headers=headers)
+
+    assert signed_out.status_code == 204, signed_out.text
+    state = await requester.current()
+    assert (state["status"], state["reason"]) == ("denied", "approver_signed_out")
+    refused = await requester.exchange(code)
+    assert error_of(refused) == (403, "access_denied")
+    assert "signed out" in refused.json()["message"]
+
+
+async def test_revoking_the_approver_from_another_device_refuses_its_approval(
+    site: Site, approver: Approver
+) -> None:
+    other = await site.sign_in(approver.email)  # the same person, another signed-in device
+    requester = await site.new_requester("api")
+    code = await site.approved(requester, approver)
+    approver_session = (await approver.me()).json()["session_id"]
+
+    revoked = await other.client.delete(
+        f"/api/v1/sessions/{approver_session}", headers=other.headers()
+    )
+
+    assert revoked.status_code == 204, revoked.text
+    assert (await requester.current())["status"] == "denied"
+    assert error_of(await requester.exchange(code)) == (403, "access_denied")
+
+
 async def test_phone_pages_are_live_the_approver_stream_is_for_its_claimer_only(
     site: Site, approver: Approver
 ) -> None:

@@ -217,3 +217,24 @@ def test_the_requester_stream_works_under_the_prefix_on_a_real_server(tmp_path: 
                         break
     finally:
         live.stop()
+
+
+async def test_api_errors_under_the_prefix_stay_json_for_a_browser(host: Host) -> None:
+    response = await host.client().get(
+        "/qr/api/v1/login-requests/lr_unknown", headers={"accept": "text/html,*/*"}
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"] == "invalid_secret"
+
+
+async def test_the_access_log_redacts_handles_under_the_prefix(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, body = await start(host)
+    handle = body["qr_url"].rsplit("/", 1)[1]
+    with caplog.at_level("INFO", logger="qrlogin.access"):
+        await host.client(host.identity.sign_in("ann")).get(f"/qr/q/{handle}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "qrlogin.access"]
+    assert any(line.startswith("GET /qr/q/{…}") for line in lines), lines
+    assert not any(handle in r.getMessage() for r in caplog.records)

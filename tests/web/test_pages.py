@@ -53,9 +53,21 @@ async def test_login_page_renders_and_gives_the_browser_its_cookies(site: Site) 
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert 'id="qr"' in response.text
-    assert '<script src="/static/login.js"' in response.text
+    assert "<qr-login" in response.text
+    assert '<script type="module" src="/static/qrlogin.js"' in response.text
     assert {"qrl_csrf", "qrl_browser"} <= set(set_cookies(response))
+
+
+async def test_login_page_says_what_it_needs_without_javascript_and_shows_a_loading_line(
+    site: Site,
+) -> None:
+    response = await site.client().get("/login")
+
+    widget = response.text[response.text.index("<qr-login") : response.text.index("</qr-login>")]
+    assert "Getting a sign-in code…" in widget
+    noscript = widget[widget.index("<noscript>") : widget.index("</noscript>")]
+    assert "needs JavaScript" in noscript
+    assert 'href="/signin"' in noscript
 
 
 async def test_qr_svg_encodes_the_qr_url_for_the_requester_only(

@@ -25,7 +25,7 @@ from qrlogin.core.tokens import (
     sha256_hex,
 )
 from qrlogin.identity.device import Device
-from qrlogin.identity.ports import SessionGrant, SessionStarter, StartedSession
+from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.limiter import RateLimiter
 from qrlogin.mail import Mail, Mailer
 from qrlogin.store.ports import AccountStore
@@ -53,7 +53,7 @@ class EmailLogins:
     def __init__(
         self,
         store: AccountStore,
-        sessions: SessionStarter,
+        sessions: StoredSessionStarter,
         mailer: Mailer,
         clock: Clock,
         policy: Policy,
@@ -122,20 +122,19 @@ class EmailLogins:
     async def _complete(
         self, login: EmailLogin, device: Device, *, picked_up: bool = False, api: bool = False
     ) -> tuple[User, StartedSession] | None:
-        """Consume the email login (the one conditional write that a race has one winner of),
-        then start the new device's session."""
-        user = await self.store.complete_email_login(
-            login.id,
-            self.clock.now(),
-            self.policy.code_attempts,
-            self._new_user,
-            picked_up=picked_up,
+        """Consume the email login and write the new device's session, in one transaction
+        (the conditional write a race has one winner of); ``None`` when it was lost."""
+        user = await self.store.user_by_email(login.email)
+        if user is None:  # first sign-in: the account is made first (a no-op if it wins)
+            user = await self.store.ensure_user(self._new_user(login.email))
+        grant = SessionGrant(user_id=user.id, device=device, linked_by="email", api=api)
+        rows, started = await self.sessions.prepare_session(grant)
+        done = await self.store.complete_email_login(
+            login.id, self.clock.now(), self.policy.code_attempts, rows, picked_up=picked_up
         )
-        if user is None:
+        if not done:
             return None
-        started = await self.sessions.start_session(
-            SessionGrant(user_id=user.id, device=device, linked_by="email", api=api)
-        )
+        await self.sessions.session_started(grant, started)
         return user, started
 
     async def verify_code(

@@ -21,7 +21,7 @@ class QrLoginError(Exception):
         self.retry_after = retry_after
         super().__init__(self.message)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | int]:
         return {"error": self.error, "message": self.message}
 
 
@@ -103,11 +103,24 @@ class ConfirmCodeRequired(QrLoginError):
 
 
 class InvalidCode(QrLoginError):
-    """A typed code was wrong, unknown, expired or used: one reply for all."""
+    """A typed code was wrong, unknown, expired or used: one reply for all.
+
+    ``attempts_left`` is set only where the caller already holds the request it types a code
+    for (the requester's confirm code), so telling it leaks nothing a stranger could use."""
 
     error = "invalid_code"
     status = 400
     default_message = "That code is not valid. Check it and try again, or request a new one."
+
+    def __init__(self, message: str | None = None, *, attempts_left: int | None = None) -> None:
+        super().__init__(message)
+        self.attempts_left = attempts_left
+
+    def to_dict(self) -> dict[str, str | int]:
+        body = super().to_dict()
+        if self.attempts_left is not None:
+            body["attempts_left"] = self.attempts_left
+        return body
 
 
 class InvalidState(QrLoginError):

@@ -25,9 +25,9 @@ from qrlogin.core.tokens import (
 from qrlogin.handshake.base import Created, LoginRequestsBase
 from qrlogin.handshake.refusals import exchange_refusal
 from qrlogin.identity.device import Device
-from qrlogin.identity.ports import SessionGrant, StartedSession
+from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.limiter import UNLIMITED
-from qrlogin.store.records import LoginRequest
+from qrlogin.store.records import AuditEntry, LoginRequest
 
 
 class RequesterFlows(LoginRequestsBase):
@@ -153,31 +153,44 @@ class RequesterFlows(LoginRequestsBase):
         if not await self.approvers.session_is_live(user_id, approver_session):
             await self.end_approvals_of(approver_session)
             raise exchange_refusal(Status.DENIED, "approver_signed_out") or InvalidSecret()
+        grant = SessionGrant(
+            user_id=user_id,
+            device=Device(
+                rec.device_name, device.user_agent or rec.user_agent, device.ip or rec.ip
+            ),
+            linked_by=rec.linked_by or "qr",
+            api=api,
+            login_request_id=rec.id,
+            approver_session_id=approver_session,
+        )
+        values, expect = {"finished_at": now}, {"version": rec.version}
+
+        def audit(r: LoginRequest) -> AuditEntry:
+            return self._entry("request.consumed", r, device=device, detail=r.linked_by)
+
+        if isinstance(self.sessions, StoredSessionStarter):
+            # the built-in sessions: the session's rows go into the consuming transaction
+            rows, started = await self.sessions.prepare_session(grant)
+            new = await self.store.exchange(rec.id, now, values, expect, audit, rows)
+            await self._won(rec.id, new, now)
+            await self.sessions.session_started(grant, started)
+            return started
+        # a host app's sessions: started once this call has won the consuming write
         new = await self.store.transition(
-            rec.id,
-            Action.EXCHANGE,
-            now,
-            values={"finished_at": now},
-            expect={"version": rec.version},
-            audit=lambda r: self._entry("request.consumed", r, device=device, detail=r.linked_by),
+            rec.id, Action.EXCHANGE, now, values=values, expect=expect, audit=audit
         )
-        if new is None:  # lost a race: report the state the winner left
-            latest = await self.store.get_login_request(rec.id)
-            status = latest.status_at(now) if latest else Status.EXPIRED
-            raise exchange_refusal(status, latest.reason if latest else None) or InvalidSecret()
-        await self._publish(new)
-        return await self.sessions.start_session(
-            SessionGrant(
-                user_id=user_id,
-                device=Device(
-                    rec.device_name, device.user_agent or rec.user_agent, device.ip or rec.ip
-                ),
-                linked_by=rec.linked_by or "qr",
-                api=api,
-                login_request_id=rec.id,
-                approver_session_id=approver_session,
-            )
-        )
+        await self._won(rec.id, new, now)
+        return await self.sessions.start_session(grant)
+
+    async def _won(self, request_id: str, new: LoginRequest | None, now: float) -> None:
+        """Tell the requester's listeners of the consuming write it won; if another caller
+        won it (``new`` is None), refuse with the state the winner left."""
+        if new is not None:
+            await self._publish(new)
+            return
+        latest = await self.store.get_login_request(request_id)
+        status = latest.status_at(now) if latest else Status.EXPIRED
+        raise exchange_refusal(status, latest.reason if latest else None) or InvalidSecret()
 
     async def _check_confirm_code(
         self, rec: LoginRequest, confirm_code: str | None, device: Device
@@ -203,7 +216,10 @@ class RequesterFlows(LoginRequestsBase):
             refusal = exchange_refusal(Status.DENIED, new.reason)
             assert refusal is not None
             raise refusal
-        raise InvalidCode("That confirm code is not right. Check the code on your other device.")
+        raise InvalidCode(
+            "That confirm code is not right. Check the code on your other device.",
+            attempts_left=max(0, self.policy.confirm_attempts - new.confirm_attempts),
+        )
 
     async def expire_due(self) -> int:
         """Record the expiry of requests past their lifetime, and tell their listeners."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from qrlogin.identity.device import Device
+from qrlogin.store.records import NewSessionRows
 
 
 class HttpRequest(Protocol):
@@ -107,6 +108,23 @@ class SessionStarter(Protocol):
     has won its conditional write, so it never runs twice for one request."""
 
     async def start_session(self, grant: SessionGrant) -> StartedSession: ...
+
+
+@runtime_checkable
+class StoredSessionStarter(SessionStarter, Protocol):
+    """A ``SessionStarter`` whose sessions live in qrlogin's own store (the built-in one).
+    The exchange writes the session's rows in the very transaction that consumes the login
+    request, so a crash between the two cannot leave a consumed request without its
+    session. A host app's sessions live in its own database: it implements only
+    ``start_session``, which runs after the consuming write."""
+
+    async def prepare_session(self, grant: SessionGrant) -> tuple[NewSessionRows, StartedSession]:
+        """The rows to write and the reply they make; nothing is written yet."""
+        ...
+
+    async def session_started(self, grant: SessionGrant, started: StartedSession) -> None:
+        """After the rows are committed: tell the user (live notice, mail)."""
+        ...
 
 
 class CodeFailures(Protocol):

@@ -16,6 +16,7 @@ from qrlogin.identity.ports import (
     StartedSession,
 )
 from qrlogin.sessions.service import IssuedSession, SessionService, session_entry
+from qrlogin.store.records import NewSessionRows
 
 
 def bearer_token(headers: HttpRequest) -> str | None:
@@ -49,7 +50,7 @@ class BuiltinIdentity:
     async def session_is_live(self, user_id: str, session_id: str) -> bool:
         return await self.sessions.is_active(session_id, user_id)
 
-    async def start_session(self, grant: SessionGrant) -> StartedSession:
+    async def prepare_session(self, grant: SessionGrant) -> tuple[NewSessionRows, StartedSession]:
         svc = self.sessions
         user = await svc.store.get_user(grant.user_id)
         if user is None:  # the account is gone since it approved
@@ -62,17 +63,25 @@ class BuiltinIdentity:
             login_request_id=grant.login_request_id,
             api=grant.api,
         )
-        now = svc.clock.now()
-        issued = await svc.store_new(
-            IssuedSession(token, session, user),
-            session_entry("session.created", session, now, grant.device),
-        )
+        audit = session_entry("session.created", session, svc.clock.now(), grant.device)
+        issued, refresh = svc.with_refresh_token(IssuedSession(token, session, user))
+        return NewSessionRows(session, refresh, audit), self.started(issued, browser=not grant.api)
+
+    async def session_started(self, grant: SessionGrant, started: StartedSession) -> None:
+        svc = self.sessions
         linked_from = None
         if grant.approver_session_id is not None:
             linked_from = await svc.store.get_session(grant.approver_session_id)
         # a device linked from another one is mailed about; a first sign-in by email is not
-        await svc.announce(issued, linked_from, mail=linked_from is not None)
-        return self.started(issued, browser=not grant.api)
+        await svc.announce(
+            started.user_id, started.session_id, linked_from, mail=linked_from is not None
+        )
+
+    async def start_session(self, grant: SessionGrant) -> StartedSession:
+        rows, started = await self.prepare_session(grant)
+        await self.sessions.store.insert_session(rows.session, rows.audit, rows.refresh)
+        await self.session_started(grant, started)
+        return started
 
     def started(self, issued: IssuedSession, *, browser: bool) -> StartedSession:
         """An issued built-in session as a reply carries it: for a browser, the token goes

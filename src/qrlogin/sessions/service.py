@@ -113,21 +113,21 @@ class SessionService:
         )
         return token, session
 
-    async def store_new(self, issued: IssuedSession, audit: AuditEntry | None) -> IssuedSession:
-        """Write a new session (and, for an API client, its first refresh token) in one
-        transaction; the session as issued, with that refresh token."""
-        refresh = None
-        if issued.session.access_expires_at is not None:  # an API client's session
-            token = new_secret()
-            refresh = RefreshToken(
-                token_hash=sha256_hex(token),
-                session_id=issued.session.id,
-                created_at=self.clock.now(),
-                expires_at=issued.session.expires_at,
-            )
-            issued = IssuedSession(issued.token, issued.session, issued.user, token)
-        await self.store.insert_session(issued.session, audit, refresh)
-        return issued
+    def with_refresh_token(
+        self, issued: IssuedSession
+    ) -> tuple[IssuedSession, RefreshToken | None]:
+        """An API client's new session gets its first refresh token (the record to write and
+        the session as issued, with the token); a browser's gets none."""
+        if issued.session.access_expires_at is None:  # a browser's session
+            return issued, None
+        token = new_secret()
+        refresh = RefreshToken(
+            token_hash=sha256_hex(token),
+            session_id=issued.session.id,
+            created_at=self.clock.now(),
+            expires_at=issued.session.expires_at,
+        )
+        return IssuedSession(issued.token, issued.session, issued.user, token), refresh
 
     def _derive(self, purpose: str, refresh_token: str) -> str:
         # The next tokens are derived from the used one and the server key, so a retry in the
@@ -223,14 +223,14 @@ class SessionService:
         return f"{browser} on {system}"
 
     async def announce(
-        self, issued: IssuedSession, linked_from: Session | None, *, mail: bool = True
+        self, user_id: str, session_id: str, linked_from: Session | None, *, mail: bool
     ) -> None:
-        """A new device signed in: wake the user's open pages (they show a notice) and, for a
-        device linked from another one, mail the user, without delaying the sign-in itself."""
-        await self.bus.publish(user_channel(issued.user.id), 0)
+        """A new device signed in: wake the user's open pages (they show a notice) and, when
+        ``mail``, mail the user, without delaying the sign-in itself."""
+        await self.bus.publish(user_channel(user_id), 0)
         if not mail:
             return
-        task = asyncio.create_task(self._mail_notice(issued, linked_from))
+        task = asyncio.create_task(self._mail_notice(user_id, session_id, linked_from))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -239,15 +239,21 @@ class SessionService:
         source = f" from {linked_from.device_name}" if linked_from is not None else ""
         return f"New sign-in: {self.describe(session)}, linked {how}{source} at {when}"
 
-    async def _mail_notice(self, issued: IssuedSession, linked_from: Session | None) -> None:
-        when = datetime.fromtimestamp(issued.session.created_at, UTC).strftime("%H:%M UTC")
-        text = self.notice_text(issued.session, linked_from, when)
+    async def _mail_notice(
+        self, user_id: str, session_id: str, linked_from: Session | None
+    ) -> None:
         try:
+            session = await self.store.get_session(session_id)
+            user = await self.store.get_user(user_id)
+            if session is None or user is None:
+                return
+            when = datetime.fromtimestamp(session.created_at, UTC).strftime("%H:%M UTC")
+            text = self.notice_text(session, linked_from, when)
             await self.mailer.send(
                 Mail(
-                    issued.user.email,
+                    user.email,
                     f"New sign-in to your {self.site_name} account",
-                    f"{text} (IP {issued.session.ip}).\n\n"
+                    f"{text} (IP {session.ip}).\n\n"
                     "If this was you, there is nothing to do. If not, sign that device out now:\n"
                     f"{self.public_url}/account/devices\n",
                 )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import ColumnElement, and_, bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, EmailLogin, User
-from qrlogin.store.tables import email_logins, users
+from qrlogin.store.records import AuditEntry, EmailLogin, NewSessionRows, User
+from qrlogin.store.tables import email_logins, refresh_tokens, sessions, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
@@ -18,10 +16,12 @@ _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 class SqlAccounts(SqlBase):
     """``store.ports.AccountStore`` in SQL."""
 
+    @shielded
     async def get_user(self, user_id: str) -> User | None:
         row = await self._first(_USER_BY_ID, {"id": user_id})
         return User.from_mapping(row) if row else None
 
+    @shielded
     async def user_by_email(self, email: str) -> User | None:
         row = await self._one(users, users.c.email == email)
         return User.from_mapping(row) if row else None
@@ -38,6 +38,7 @@ class SqlAccounts(SqlBase):
         await conn.execute(insert_into(users), new_user.to_row())
         return new_user
 
+    @shielded
     async def ensure_user(self, new_user: User) -> User:
         """The user with ``new_user.email``, created from ``new_user`` if there is none."""
         try:
@@ -48,6 +49,7 @@ class SqlAccounts(SqlBase):
             assert existing is not None
             return existing
 
+    @shielded
     async def record_code_failure(
         self, user_id: str, now: float, threshold: int, audit: AuditEntry | None
     ) -> User | None:
@@ -68,6 +70,7 @@ class SqlAccounts(SqlBase):
             await self._audit(conn, [audit])
         return User.from_mapping(row) if row else None
 
+    @shielded
     async def reset_code_failures(self, user_id: str) -> None:
         c = users.c
         async with self._write() as conn:
@@ -79,6 +82,7 @@ class SqlAccounts(SqlBase):
 
     # -- email logins ----------------------------------------------------------------------
 
+    @shielded
     async def insert_email_login(self, login: EmailLogin) -> None:
         async with self._write() as conn:
             await conn.execute(insert_into(email_logins), login.to_row())
@@ -93,6 +97,7 @@ class SqlAccounts(SqlBase):
             c.attempts < limit,
         ]
 
+    @shielded
     async def latest_email_login(self, email: str, now: float, limit: int) -> EmailLogin | None:
         async with self.engine.connect() as conn:
             row = (
@@ -109,6 +114,7 @@ class SqlAccounts(SqlBase):
             )
         return EmailLogin.from_mapping(row) if row else None
 
+    @shielded
     async def email_login_by_link(
         self, link_hash: str, now: float, limit: int
     ) -> EmailLogin | None:
@@ -117,6 +123,7 @@ class SqlAccounts(SqlBase):
         )
         return EmailLogin.from_mapping(row) if row else None
 
+    @shielded
     async def email_login_confirmed_for_browser(
         self, browser_hash: str, now: float
     ) -> EmailLogin | None:
@@ -130,6 +137,7 @@ class SqlAccounts(SqlBase):
         )
         return EmailLogin.from_mapping(row) if row else None
 
+    @shielded
     async def fail_email_code(self, login_id: str, audit: AuditEntry | None) -> None:
         c = email_logins.c
         async with self._write() as conn:
@@ -138,6 +146,7 @@ class SqlAccounts(SqlBase):
             )
             await self._audit(conn, [audit])
 
+    @shielded
     async def confirm_email_login_elsewhere(self, login_id: str, now: float, limit: int) -> bool:
         async with self._write() as conn:
             row = await self._update(
@@ -148,17 +157,18 @@ class SqlAccounts(SqlBase):
             )
         return row is not None
 
+    @shielded
     async def complete_email_login(
         self,
         login_id: str,
         now: float,
         limit: int,
-        new_user: Callable[[str], User],
+        rows: NewSessionRows,
         *,
         picked_up: bool = False,
-    ) -> User | None:
-        """Consume the email login and find or create its user, in one transaction, or do
-        nothing (``None``: used, expired or lost to a concurrent call)."""
+    ) -> bool:
+        """Consume the email login and write its new session's rows, in one transaction, or
+        do nothing (``False``: used, expired or lost to a concurrent call)."""
         c = email_logins.c
         if picked_up:  # the asking browser collects a link confirmed on another device
             where = and_(
@@ -172,5 +182,9 @@ class SqlAccounts(SqlBase):
         async with self._write() as conn:
             row = await self._update(conn, email_logins, where, {"consumed_at": now})
             if row is None:
-                return None
-            return await self._ensure_user(conn, new_user(str(row["email"])))
+                return False
+            await conn.execute(insert_into(sessions), rows.session.to_row())
+            if rows.refresh is not None:
+                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+            await self._audit(conn, [rows.audit])
+        return True

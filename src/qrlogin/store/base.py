@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Insert, Select, Table, insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -16,6 +16,27 @@ from qrlogin.store.engine import Conn, Engine, writer_of
 from qrlogin.store.records import AuditEntry
 from qrlogin.store.sqlite import SqliteEngine
 from qrlogin.store.tables import audit_events
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def shielded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Run the database call as its own task, so cancelling the caller (a browser leaving a
+    stream mid-query) never cuts a transaction in half and strands its lock (PostgreSQL)."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        if args[0].sqlite:  # type: ignore[attr-defined]
+            # SQLite runs a transaction's statements without suspending (store/sqlite.py):
+            # a cancellation can only land before it starts, so no task is needed
+            return await fn(*args, **kwargs)
+        task = asyncio.ensure_future(fn(*args, **kwargs))
+        # a caller that went away no longer awaits it: still collect its outcome
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(task)
+
+    return call
 
 
 @functools.cache
@@ -48,9 +69,11 @@ class SqlBase:
         async with self._write_lock, self.writer.begin() as conn:
             yield conn
 
+    @shielded
     async def close(self) -> None:
         await self.engine.dispose()
 
+    @shielded
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
             await conn.execute(select(1))
@@ -87,6 +110,7 @@ class SqlBase:
         if rows:
             await conn.execute(insert_into(audit_events), rows)
 
+    @shielded
     async def audit(self, *entries: AuditEntry) -> None:
         """Record entries that go with no other write."""
         async with self._write() as conn:

@@ -17,6 +17,7 @@ from qrlogin.store.records import (
     AuditEntry,
     EmailLogin,
     LoginRequest,
+    NewSessionRows,
     RefreshResult,
     RefreshToken,
     Session,
@@ -60,6 +61,18 @@ class LoginRequestStore(Protocol):
     ) -> LoginRequest | None:
         """Apply ``action`` if the request is in one of its source states, alive, and the
         ``expect`` columns match; the new row, or ``None`` when another caller won."""
+        ...
+
+    async def exchange(
+        self,
+        request_id: str,
+        now: float,
+        values: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        audit: AuditFor,
+        rows: NewSessionRows,
+    ) -> LoginRequest | None:
+        """approved → consumed together with a built-in session's rows, in one transaction."""
         ...
 
     async def fail_confirm_code(
@@ -123,10 +136,10 @@ class AccountStore(UserStore, AuditStore, Protocol):
         login_id: str,
         now: float,
         limit: int,
-        new_user: Callable[[str], User],
+        rows: NewSessionRows,
         *,
         picked_up: bool = False,
-    ) -> User | None: ...
+    ) -> bool: ...
 
 
 class SessionStore(UserStore, Protocol):

@@ -143,6 +143,16 @@ class AuditEntry(_Record):
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class NewSessionRows:
+    """A built-in session's rows, written in the same transaction as the change that
+    starts it (``LoginRequestStore.exchange``)."""
+
+    session: Session
+    refresh: RefreshToken | None = None
+    audit: AuditEntry | None = None
+
+
 class RefreshOutcome(enum.Enum):
     ROTATED = "rotated"  # first use: the chain moved on
     RETRY = "retry"  # a repeat within the retry window: same new tokens again

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, select, update
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
-from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.ports import AuditFor
-from qrlogin.store.records import AuditEntry, LoginRequest
-from qrlogin.store.tables import login_requests
+from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
+from qrlogin.store.tables import login_requests, refresh_tokens, sessions
 
 _LR = login_requests.c
 
@@ -60,29 +60,35 @@ def _transition_statement(
 class SqlLoginRequests(SqlBase):
     """``store.ports.LoginRequestStore`` in SQL."""
 
+    @shielded
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
         async with self._write() as conn:
             await conn.execute(insert_into(login_requests), rec.to_row())
             await self._audit(conn, [audit])
 
+    @shielded
     async def get_login_request(self, request_id: str) -> LoginRequest | None:
         row = await self._first(_BY_ID, {"id": request_id})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def login_request_by_handle(self, tag_hash: str) -> LoginRequest | None:
         """The request whose handles carry this tag (``handle_hash`` holds the tag's hash);
         the caller checks the rotating part (``ApproverFlows._by_handle``)."""
         row = await self._first(_BY_HANDLE, {"tag": tag_hash})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:
         row = await self._first(_BY_USER_CODE, {"code": code_hmac, "now": now})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def login_request_by_hold(self, hold_hash: str) -> LoginRequest | None:
         row = await self._first(_BY_HOLD, {"hold": hold_hash})
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def hold_login_request(
         self, request_id: str, hold_hash: str, now: float
     ) -> LoginRequest | None:
@@ -97,6 +103,7 @@ class SqlLoginRequests(SqlBase):
             row = await self._update(conn, login_requests, where, values)
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def claimed_by_session(self, session_id: str, now: float) -> list[LoginRequest]:
         """The live requests that approver session claimed (scanned or approved)."""
         live = [Status.SCANNED.value, Status.APPROVED.value]
@@ -116,11 +123,13 @@ class SqlLoginRequests(SqlBase):
             )
         return [LoginRequest.from_mapping(r) for r in rows]
 
+    @shielded
     async def count_by_status(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(_LR.status, func.count()).group_by(_LR.status))).all()
         return {str(status): int(n) for status, n in rows}
 
+    @shielded
     async def count_pending_by_ip(self, ip: str, now: float, up_to: int) -> int:
         """Pending requests from ``ip``, counted no further than ``up_to`` (a bounded scan)."""
         pending = (
@@ -162,6 +171,7 @@ class SqlLoginRequests(SqlBase):
         row = (await conn.execute(stmt, params)).mappings().first()
         return LoginRequest.from_mapping(row) if row else None
 
+    @shielded
     async def transition(
         self,
         request_id: str,
@@ -179,6 +189,29 @@ class SqlLoginRequests(SqlBase):
                 await self._audit(conn, [audit(rec)])
         return rec
 
+    @shielded
+    async def exchange(
+        self,
+        request_id: str,
+        now: float,
+        values: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        audit: AuditFor,
+        rows: NewSessionRows,
+    ) -> LoginRequest | None:
+        """approved → consumed and the new session's rows, in one transaction, or nothing at
+        all: a crash cannot leave a consumed request without its session."""
+        async with self._write() as conn:
+            rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
+            if rec is None:
+                return None
+            await conn.execute(insert_into(sessions), rows.session.to_row())
+            if rows.refresh is not None:
+                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+            await self._audit(conn, [audit(rec), rows.audit])
+        return rec
+
+    @shielded
     async def fail_confirm_code(
         self, request_id: str, now: float, limit: int, audit: AuditFor
     ) -> LoginRequest | None:
@@ -204,6 +237,7 @@ class SqlLoginRequests(SqlBase):
                 await self._audit(conn, [entry, burned])
         return rec
 
+    @shielded
     async def expire_due(self, now: float, audit: AuditFor, batch: int = 500) -> list[LoginRequest]:
         """Write ``expired`` on live requests past their lifetime (readers already treat them as
         expired); one audit row each, in bounded batches."""

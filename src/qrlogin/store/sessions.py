@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from qrlogin.store.base import SqlBase, insert_into
+from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshResult, RefreshToken, Session
 from qrlogin.store.tables import audit_events, refresh_tokens, sessions
@@ -20,6 +20,7 @@ _BY_ID = select(sessions).where(_S.id == bindparam("id"))
 class SqlSessions(SqlBase):
     """``store.ports.SessionStore`` and ``AuditStore.activity`` in SQL."""
 
+    @shielded
     async def insert_session(
         self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
     ) -> None:
@@ -29,18 +30,22 @@ class SqlSessions(SqlBase):
                 await conn.execute(insert_into(refresh_tokens), refresh.to_row())
             await self._audit(conn, [audit])
 
+    @shielded
     async def insert_refresh_token(self, refresh: RefreshToken) -> None:
         async with self._write() as conn:
             await conn.execute(insert_into(refresh_tokens), refresh.to_row())
 
+    @shielded
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
         row = await self._first(_BY_TOKEN, {"token": token_hash})
         return Session.from_mapping(row) if row else None
 
+    @shielded
     async def get_session(self, session_id: str) -> Session | None:
         row = await self._first(_BY_ID, {"id": session_id})
         return Session.from_mapping(row) if row else None
 
+    @shielded
     async def touch_session(self, session_id: str, now: float, every: float) -> None:
         """Move ``last_seen_at`` forward, at most once per ``every`` seconds."""
         async with self._write() as conn:
@@ -59,6 +64,7 @@ class SqlSessions(SqlBase):
         )
         return Session.from_mapping(row) if row else None
 
+    @shielded
     async def revoke_session(
         self,
         session_id: str,
@@ -73,6 +79,7 @@ class SqlSessions(SqlBase):
                 await self._audit(conn, [audit(revoked)])
         return revoked
 
+    @shielded
     async def active_sessions(self, user_id: str, now: float) -> list[Session]:
         async with self.engine.connect() as conn:
             rows = (
@@ -88,6 +95,7 @@ class SqlSessions(SqlBase):
             )
         return [Session.from_mapping(r) for r in rows]
 
+    @shielded
     async def sessions_created_since(self, user_id: str, since: float) -> list[Session]:
         async with self.engine.connect() as conn:
             rows = (
@@ -105,6 +113,7 @@ class SqlSessions(SqlBase):
 
     # -- refresh tokens --------------------------------------------------------------------
 
+    @shielded
     async def rotate_refresh_token(
         self,
         old_hash: str,
@@ -180,6 +189,7 @@ class SqlSessions(SqlBase):
 
     # -- activity --------------------------------------------------------------------------
 
+    @shielded
     async def activity(self, user_id: str, limit: int = 50) -> list[AuditEntry]:
         async with self.engine.connect() as conn:
             rows = (
@@ -196,6 +206,7 @@ class SqlSessions(SqlBase):
             )
         return [AuditEntry.from_mapping(r) for r in rows]
 
+    @shielded
     async def delete_old_sessions(self, before: float, batch: int) -> int:
         """Sessions that ended (expired or revoked) before ``before``, and their refresh tokens."""
         ended = (

@@ -47,7 +47,9 @@ STATIC = Path(__file__).with_name("static")
 
 
 def wants_page(request: Request) -> bool:
-    path = request.url.path
+    """A person at a page (not an API client): HTML accepted, outside ``/api/`` (under the
+    host's prefix too)."""
+    path = request.url.path[len(request.scope.get("root_path", "")) :]
     return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 

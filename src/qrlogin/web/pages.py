@@ -132,7 +132,8 @@ def signed_in_redirect(started: StartedSession, to: str) -> Response:
 @router.get("/")
 async def home(request: Request) -> Response:
     auth = await deps.current_session(request)
-    return RedirectResponse("/account" if auth else "/login", status_code=303)
+    base = deps.services(request).settings.base_path
+    return RedirectResponse(f"{base}/account" if auth else f"{base}/login", status_code=303)
 
 
 # -- requester ----------------------------------------------------------------------------
@@ -194,8 +195,12 @@ def _approval(request: Request, view: ApproverView) -> Response:
         reason=view.request.reason,
         confirm_code=body["confirm_code"],
         # the Done button: the account here, the host's start page when embedded
-        done_url="/" if deps.services(request).embedded else "/account",
+        done_url="/" if deps.services(request).embedded else f"{_base(request)}/account",
     )
+
+
+def _base(request: Request) -> str:
+    return deps.services(request).settings.base_path
 
 
 def _after_decision(request: Request, view: ApproverView) -> Response:
@@ -486,7 +491,7 @@ async def revoke_others_confirm(request: Request) -> Response:
         return _signin_redirect(request, "/account/devices/revoke-others")
     others = [d for d in await api_sessions.list_sessions(request) if not d["current"]]
     if not others:
-        return RedirectResponse("/account/devices", status_code=303)
+        return RedirectResponse(f"{_base(request)}/account/devices", status_code=303)
     return render(request, "revoke_others.html", devices=others)
 
 
@@ -496,7 +501,7 @@ async def revoke_others_form(request: Request) -> Response:
     if await deps.current_session(request) is None:
         return _signin_redirect(request, "/account/devices")
     count = await api_sessions.revoke_others_of(request)
-    return RedirectResponse(f"/account/devices?signed_out={count}", status_code=303)
+    return RedirectResponse(f"{_base(request)}/account/devices?signed_out={count}", status_code=303)
 
 
 @router.post("/account/devices/{session_id}/revoke")
@@ -508,7 +513,7 @@ async def revoke_form(session_id: str, request: Request) -> Response:
         await api_sessions.revoke_one(request, session_id)
     except QrLoginError as exc:
         return message(request, "Not found", exc.message, exc.status)
-    return RedirectResponse("/account/devices?signed_out=1", status_code=303)
+    return RedirectResponse(f"{_base(request)}/account/devices?signed_out=1", status_code=303)
 
 
 @router.post("/logout")

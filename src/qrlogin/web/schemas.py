@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class ErrorBody(BaseModel):
     error: str = Field(description="Stable machine-readable code.")
     message: str = Field(description="What happened and what to do next.")
+    attempts_left: int | None = Field(
+        None, description="invalid_code on the exchange only: wrong confirm codes still allowed."
+    )
 
 
 class CreateLoginRequest(BaseModel):
