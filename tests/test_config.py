@@ -184,3 +184,46 @@ def test_secret_key_is_generated_once_into_the_data_dir(tmp_path: Path) -> None:
     assert key_file.stat().st_mode & 0o077 == 0  # readable by the owner only
     assert load_settings(env={"QRLOGIN_DATA_DIR": str(tmp_path / "d")}).key_bytes() == first
     assert load_settings(env={"QRLOGIN_DATA_DIR": str(tmp_path / "e")}).key_bytes() != first
+
+
+def test_connection_limits_and_ipv6_prefix_are_read_from_the_environment() -> None:
+    """Issue 11 items 5 and 9."""
+    settings = load_settings(
+        env={
+            "QRLOGIN_HEADER_TIMEOUT": "2.5",
+            "QRLOGIN_BODY_TIMEOUT": "3",
+            "QRLOGIN_KEEPALIVE_TIMEOUT": "4",
+            "QRLOGIN_MAX_CONNECTIONS": "100",
+            "QRLOGIN_IPV6_PREFIX": "56",
+        }
+    )
+    assert (settings.header_timeout, settings.body_timeout, settings.keepalive_timeout) == (
+        2.5,
+        3.0,
+        4.0,
+    )
+    assert (settings.max_connections, settings.ipv6_prefix) == (100, 56)
+    defaults = load_settings(env={})
+    assert (defaults.header_timeout, defaults.body_timeout, defaults.keepalive_timeout) == (
+        10.0,
+        10.0,
+        5.0,
+    )
+    assert (defaults.max_connections, defaults.ipv6_prefix) == (4096, 64)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("HEADER_TIMEOUT", "0"),
+        ("BODY_TIMEOUT", "-1"),
+        ("KEEPALIVE_TIMEOUT", "soon"),
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_CONNECTIONS", "many"),
+        ("IPV6_PREFIX", "129"),
+        ("IPV6_PREFIX", "0"),
+    ],
+)
+def test_bad_connection_limits_name_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"QRLOGIN_{name}"):
+        load_settings(env={f"QRLOGIN_{name}": raw})

@@ -101,3 +101,37 @@ async def test_unlimited_never_refuses() -> None:
         *(rl.reserve("email_start_per_address", "a@example.com") for _ in range(200))
     )
     assert rl.refusals == 0
+
+
+async def test_a_refused_call_still_spends_no_other_budget() -> None:
+    """Issue 11 item 7: a call refused per IP used to spend the account's budget first."""
+    rl = limiter(link_per_account="3 per minute", link_per_ip="1 per minute")
+    checks = (("link_per_account", ("usr_1",)), ("link_per_ip", ("203.0.113.9",)))
+    await rl.reserve_all(*checks)  # spends the IP's only one and one of the account's three
+    for _ in range(5):
+        with pytest.raises(RateLimited):
+            await rl.reserve_all(*checks)
+
+    # the account still has exactly two left, from another address
+    def elsewhere(ip: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return (("link_per_account", ("usr_1",)), ("link_per_ip", (ip,)))
+
+    for n in range(2):
+        await rl.reserve_all(*elsewhere(f"198.51.100.{n}"))
+    with pytest.raises(RateLimited):
+        await rl.reserve_all(*elsewhere("198.51.100.9"))
+
+
+async def test_racing_reserve_all_never_lets_more_through_than_a_rule_allows() -> None:
+    rl = limiter(link_per_account="5 per minute", link_per_ip="1000 per minute")
+    checks = (("link_per_ip", ("203.0.113.9",)), ("link_per_account", ("usr_1",)))
+
+    async def one() -> bool:
+        try:
+            await rl.reserve_all(*checks)
+        except RateLimited:
+            return False
+        return True
+
+    results = await asyncio.gather(*(one() for _ in range(50)))
+    assert sum(results) == 5

@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from qrlogin import logs
     from qrlogin.web.app import create_app
+    from qrlogin.web.serving import ConnectionLimits, guarded_protocol
 
     settings = _settings(args, public_url=args.public_url, dev=True if args.dev else None)
     if (
@@ -62,6 +63,17 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        # idle after a response (uvicorn's own); header and body timeouts and the connection
+        # cap, which uvicorn lacks or answers in plain text, come with the protocol
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
+        http=guarded_protocol(
+            ConnectionLimits(
+                header_timeout=settings.header_timeout,
+                body_timeout=settings.body_timeout,
+                max_connections=settings.max_connections,
+                https=settings.https,
+            )
+        ),
     )
     return 0
 

@@ -63,6 +63,12 @@ class Settings:
     confirm: ConfirmPolicy = "code"
     user_code_format: Literal["digits", "base20"] = "digits"
     trusted_proxies: tuple[str, ...] = ()
+    ipv6_prefix: int = 64  # per-address limits count an IPv6 client's network of this size
+    # `qrlogin serve`, per process (web/serving.py): seconds, and open connections
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 4096
     session_lifetime: int = 30 * 24 * 3600
     session_idle_timeout: int = 14 * 24 * 3600
     dev: bool = False
@@ -96,6 +102,13 @@ class Settings:
                 raise ConfigError(str(exc)) from None
         if self.event_bus not in ("memory", "redis", "postgres"):
             raise ConfigError("QRLOGIN_EVENTS must be one of memory, redis, postgres")
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"QRLOGIN_{name.upper()} must be a positive number of seconds")
+        if self.max_connections < 1:
+            raise ConfigError("QRLOGIN_MAX_CONNECTIONS must be at least 1")
+        if not 1 <= self.ipv6_prefix <= 128:
+            raise ConfigError("QRLOGIN_IPV6_PREFIX must be a prefix length from 1 to 128")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
 
     @property
@@ -144,7 +157,12 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}  # anything else ("0", "off", "false") i
 def _coerce(name: str, raw: Any) -> Any:
     if name in {"dev", "rate_limits"}:
         return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
-    if name in {"session_lifetime", "session_idle_timeout"}:
+    if name in {"header_timeout", "body_timeout", "keepalive_timeout"}:
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"QRLOGIN_{name.upper()} must be a number of seconds") from exc
+    if name in {"session_lifetime", "session_idle_timeout", "ipv6_prefix", "max_connections"}:
         try:
             return int(raw)
         except ValueError as exc:

@@ -1,7 +1,8 @@
 """Rate limits (DESIGN.md requirement 6), on the ``limits`` library.
 
 Each rule is reserved *before* the work it guards: ``hit`` is atomic, so under any number of
-concurrent callers exactly the allowed number get through and the counters stay exact. The
+concurrent callers no more than the allowed number get through. Rules reserved together are
+all tested before any is hit (``reserve_all``): a refused call spends no budget. The
 storage is in-process memory; a Redis URI moves it to Redis for many instances.
 """
 
@@ -11,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -18,6 +20,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from qrlogin.core.errors import RateLimited
+from qrlogin.core.network import rate_key
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,11 @@ class Limits:
     link_per_ip: str = "30 per minute"
     link_global: str = "500 per second"
     email_start_per_ip: str = "20 per minute"
-    email_start_per_address: str = "5 per 15 minutes"
+    # codes one browser (or one IP, without a browser cookie) may ask for one address
+    email_start_per_address_browser: str = "5 per 15 minutes"
+    # all browsers that never signed in to the address, together: bounds the mail a stranger
+    # can send it; the owner's known browsers are not held to it (DESIGN.md requirement 12)
+    email_start_per_address: str = "10 per hour"
     email_start_global: str = "200 per second"
     email_verify_per_ip: str = "30 per minute"
     email_verify_global: str = "500 per second"
@@ -46,6 +53,7 @@ UNLIMITED = Limits(
     link_per_ip=_NO_LIMIT,
     link_global=_NO_LIMIT,
     email_start_per_ip=_NO_LIMIT,
+    email_start_per_address_browser=_NO_LIMIT,
     email_start_per_address=_NO_LIMIT,
     email_start_global=_NO_LIMIT,
     email_verify_per_ip=_NO_LIMIT,
@@ -67,8 +75,10 @@ class RateLimiter:
         prefix: str = "qrlogin",
         on_error: Callable[[], None] | None = None,
         on_refusal: Callable[[str], None] | None = None,
+        ipv6_prefix: int = 64,
     ) -> None:
         self.rules = rules
+        self.ipv6_prefix = ipv6_prefix
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.limiter = self.local
         if redis_url:
@@ -94,29 +104,42 @@ class RateLimiter:
         self.refusals = 0
         self._on_refusal = on_refusal
 
+    def ip_key(self, ip: str) -> str:
+        """The identifier a per-IP rule counts ``ip`` under: the address, or its IPv6
+        network (``core.network.rate_key``)."""
+        return rate_key(ip, self.ipv6_prefix)
+
     def _item(self, rule: str) -> RateLimitItem:
         item = self._items.get(rule)
         if item is None:
             item = self._items[rule] = parse(str(getattr(self.rules, rule)))
         return item
 
-    async def reserve(self, rule: str, *identifiers: str) -> None:
-        """Count one attempt against ``rule`` for ``identifiers``, or raise ``RateLimited``
-        with the seconds until the window lets the next one through."""
-        item = self._item(rule)
+    async def _ask(
+        self, spend: bool, item: RateLimitItem, rule: str, identifiers: tuple[str, ...]
+    ) -> tuple[bool, MovingWindowRateLimiter]:
+        """Whether ``rule`` lets one more through (``spend``: and count it), and the counters
+        that answered: the shared ones, or this instance's while Redis is away."""
         limiter = self.limiter
         if limiter is not self.local and time.monotonic() < self._shared_down_until:
             limiter = self.local
+        ask = limiter.hit if spend else limiter.test
         try:
-            allowed = await limiter.hit(item, rule, *identifiers)
+            return await ask(item, rule, *identifiers), limiter
         except Exception:
             # shared counters are away (Redis down): keep limiting, per instance, meanwhile
             self._on_error()
             self._shared_down_until = time.monotonic() + self.retry_after_failure
-            limiter = self.local
-            allowed = await limiter.hit(item, rule, *identifiers)
-        if allowed:
-            return
+            ask = self.local.hit if spend else self.local.test
+            return await ask(item, rule, *identifiers), self.local
+
+    async def _refuse(
+        self,
+        limiter: MovingWindowRateLimiter,
+        item: RateLimitItem,
+        rule: str,
+        identifiers: tuple[str, ...],
+    ) -> NoReturn:
         self.refusals += 1
         if self._on_refusal is not None:
             self._on_refusal(rule)
@@ -126,6 +149,27 @@ class RateLimiter:
             f"Too many attempts. Wait {retry} seconds and try again.", retry_after=retry
         )
 
+    async def reserve(self, rule: str, *identifiers: str) -> None:
+        """Count one attempt against ``rule`` for ``identifiers``, or raise ``RateLimited``
+        with the seconds until the window lets the next one through."""
+        await self.reserve_all((rule, identifiers))
+
     async def reserve_all(self, *checks: tuple[str, tuple[str, ...]]) -> None:
-        for rule, identifiers in checks:
-            await self.reserve(rule, *identifiers)
+        """Count one attempt against every rule, or against none: a call refused by one rule
+        (say per IP) spends no other budget (say the account's), so a stranger's refused calls
+        cannot use up an owner's allowance (DESIGN.md requirement 12).
+
+        Every rule is tested first and only then are all hit. Between the two steps a
+        concurrent caller may take the last slot of a rule: that hit then fails and the call is
+        refused, with the rules hit before it spent. So a race can cost one slot per racing
+        call, never let a call through beyond a limit (``hit`` stays the atomic gate)."""
+        asked = [(self._item(rule), rule, identifiers) for rule, identifiers in checks]
+        # one rule alone needs no test: a refused hit counts nothing
+        for item, rule, identifiers in asked if len(asked) > 1 else ():
+            allowed, limiter = await self._ask(False, item, rule, identifiers)
+            if not allowed:
+                await self._refuse(limiter, item, rule, identifiers)
+        for item, rule, identifiers in asked:
+            allowed, limiter = await self._ask(True, item, rule, identifiers)
+            if not allowed:
+                await self._refuse(limiter, item, rule, identifiers)

@@ -100,6 +100,7 @@ def build_services(
         prefix=settings.redis_prefix,
         on_error=metrics.bus_errors.inc,
         on_refusal=lambda rule: metrics.rate_limit_refusals.labels(rule).inc(),
+        ipv6_prefix=settings.ipv6_prefix,
     )
     guard = AccountGuard(store, mailer, clock, policy, settings.site_name, builtin_sessions)
     embedded = approvers is not None

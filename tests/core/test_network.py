@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qrlogin.core.network import client_ip, same_network
+from qrlogin.core.network import client_ip, rate_key, same_network
 
 PROXIES = ("10.0.0.0/8", "fd00::/8")
 
@@ -67,3 +67,28 @@ def test_no_peer_gives_an_empty_address() -> None:
 def test_same_network(a: str | None, b: str | None, same: bool) -> None:
     assert same_network(a, b) is same
     assert same_network(b, a) is same
+
+
+# -- issue 11 item 9: per-address limits key IPv6 on its network ------------------------------
+
+
+def test_rate_key_of_ipv4_is_the_address() -> None:
+    assert rate_key("203.0.113.7") == "203.0.113.7"
+    assert rate_key("::ffff:203.0.113.7") == "203.0.113.7"
+
+
+def test_rate_key_of_ipv6_is_its_64_by_default() -> None:
+    a = rate_key("2001:db8:1:2:aaaa::1")
+    assert a == "2001:db8:1:2::/64"
+    assert rate_key("2001:0db8:0001:0002:ffff:ffff:ffff:ffff") == a
+    assert rate_key("2001:db8:1:3::1") != a
+
+
+def test_rate_key_prefix_is_configurable() -> None:
+    assert rate_key("2001:db8:1:2::1", 48) == rate_key("2001:db8:1:ffff::1", 48)
+    assert rate_key("2001:db8:1:2::1", 128) != rate_key("2001:db8:1:2::2", 128)
+
+
+def test_rate_key_of_something_unparsable_is_itself() -> None:
+    assert rate_key("") == ""
+    assert rate_key("testclient") == "testclient"

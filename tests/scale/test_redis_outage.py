@@ -127,13 +127,14 @@ async def test_requesters_finish_and_the_bus_comes_back_when_redis_restarts(
         extra = await on_a.post("/api/v1/login-requests", json={})
         assert extra.status_code == 201, extra.text
         email = "limited@example.test"
+        await on_a.get("/signin")  # a browser: its budget per address goes by its cookie
         replies = [
             (await on_a.post("/api/v1/auth/email/start", json={"email": email})).status_code
             for _ in range(6)
         ]
-        assert replies == [202] * 5 + [429], replies  # email_start_per_address: 5 per 15 min
+        assert replies == [202] * 5 + [429], replies  # 5 per address and browser
         assert await metric_value(on_a, "qrlogin_bus_errors_total") > errors_before
-        refused = 'rule="email_start_per_address"'
+        refused = 'rule="email_start_per_address_browser"'
         assert await metric_value(on_a, "qrlogin_rate_limit_refusals_total", refused) == 1
 
         # Redis comes back: both buses reconnect by themselves

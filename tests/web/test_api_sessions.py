@@ -394,3 +394,36 @@ async def test_every_audited_event_leaves_exactly_one_row(site: Site) -> None:
     ), totals
     for row in rows:
         assert row["ip"] and row["created_at"] is not None
+
+
+async def _me_events_reply(site: Site, last_event_id: str) -> httpx.Response:
+    """The whole ``/api/v1/me/events`` stream of a session sent ``Last-Event-ID``, ended by
+    signing that session out once the stream is open."""
+    approver = await site.sign_in()
+    try:  # as the server reads header bytes (latin-1): b"\xb2" arrives as "²"
+        raw = last_event_id.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = last_event_id.encode()
+    headers: dict[str, str | bytes] = {**approver.headers(), "last-event-id": raw}
+    streaming = asyncio.ensure_future(approver.client.get("/api/v1/me/events", headers=headers))
+    gauge = site.services.metrics.open_streams.labels("me")
+    for _ in range(200):  # until the stream counts itself open (or has already failed)
+        if gauge._value.get() >= 1 or streaming.done():
+            break
+        await asyncio.sleep(0.01)
+    own = (await current_of(approver))["id"]
+    await approver.client.delete(f"/api/v1/sessions/{own}", headers=approver.headers())
+    return await asyncio.wait_for(streaming, 10)
+
+
+async def test_me_events_last_event_id_is_parsed_strictly(make_site: Any) -> None:
+    """Issue 11 item 3: a Unicode digit or a 309-digit Last-Event-ID was a 500; anything but
+    a short run of ASCII digits is now ignored (the stream starts from now)."""
+    site = await make_site(policy=Policy(heartbeat=0.2))
+    now_ms = int(site.clock.now() * 1000)
+    for raw in ["²", "9" * 309, "1" * 16, "１２３", "-5", "1e9", " 12", "0x10", "٣"]:
+        response = await _me_events_reply(site, raw)
+        assert response.status_code == 200, (raw, response.text)
+        assert f"event: hello\nid: {now_ms}\n" in response.text, raw
+    response = await _me_events_reply(site, "1700000000000")
+    assert "event: hello\nid: 1700000000000\n" in response.text

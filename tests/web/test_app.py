@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
+import httpx
 import pytest
 from web_support import Site
+
+from qrlogin.logs import ACCESS_LOGGER
+from support import LiveServer
 
 CONTRACT = {
     "/api/v1/login-requests": {"post"},
@@ -118,3 +125,56 @@ async def test_garbage_bodies_never_cause_a_500(site: Site, content: bytes) -> N
         )
         assert response.status_code < 500, (path, response.text)
         assert set(response.json()) >= {"error", "message"} or response.status_code < 300, path
+
+
+async def test_an_unhandled_error_is_answered_like_every_other_reply(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11 item 3: the last-resort 500 carries the security headers and X-Request-Id,
+    gets its access-log line, and its traceback is logged once."""
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    site.app.add_api_route("/api/v1/broken", broken)
+    caplog.set_level(logging.INFO)
+
+    response = await site.client().get("/api/v1/broken", headers={"x-request-id": "req-500"})
+
+    assert response.status_code == 500
+    assert set(response.json()) == {"error", "message"}
+    assert response.json()["error"] == "server_error"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
+    assert "a bug" in str(tracebacks[0].exc_info[1])  # type: ignore[index]
+    access = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert [r.getMessage() for r in access] == ["GET /api/v1/broken 500"]
+
+
+def test_an_unhandled_error_under_uvicorn_is_logged_once(
+    live_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11 item 3, as served: uvicorn no longer logs the error a second time."""
+
+    async def broken() -> None:
+        raise RuntimeError("a bug under uvicorn")
+
+    server = live_server()
+    server.app.add_api_route("/api/v1/broken", broken)
+    caplog.set_level(logging.INFO)
+
+    response = httpx.get(f"{server.url}/api/v1/broken", timeout=10)
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "x-request-id" in response.headers
+    assert "content-security-policy" in response.headers
+    assert server.server_errors == []  # no "Exception in ASGI application" from uvicorn
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
+    assert [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER] == [
+        "GET /api/v1/broken 500"
+    ]

@@ -143,8 +143,9 @@ async def test_metrics_count_login_requests_by_state(site: Site) -> None:
 
 async def test_metrics_count_rate_limit_refusals_by_rule(site: Site) -> None:
     client = site.client()
-    rule = 'rule="email_start_per_address"'
+    rule = 'rule="email_start_per_address_browser"'
     assert await metric_value(client, "qrlogin_rate_limit_refusals_total", rule) == 0
+    await client.get("/signin")  # a browser: its budget per address goes by its cookie
     replies = [
         (await client.post("/api/v1/auth/email/start", json={"email": "a@example.com"})).status_code
         for _ in range(6)

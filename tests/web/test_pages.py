@@ -381,7 +381,21 @@ async def test_a_hold_whose_request_was_picked_up_elsewhere_says_so(site: Site) 
     assert "This sign-in is no longer waiting" in resumed.text
 
 
-@pytest.mark.parametrize("nxt", ["//evil.example/q/x", "https://evil.example/", "/\\evil.example"])
+OFF_SITE = [
+    "//evil.example/q/x",
+    "https://evil.example/",
+    "/\\evil.example",
+    # issue 11 item 1: what a browser drops or reads as a slash
+    "/\t/evil.example/phish",
+    "/\n/evil.example/phish",
+    "/\r/evil.example/phish",
+    " //evil.example",
+    "\x00//evil.example",
+    "/\t\\evil.example",
+]
+
+
+@pytest.mark.parametrize("nxt", OFF_SITE, ids=range(len(OFF_SITE)))
 async def test_signin_never_redirects_off_site(site: Site, nxt: str) -> None:
     client = site.client()
     email = site.new_email()
@@ -760,3 +774,66 @@ async def test_wording_the_dev_outbox_shows_the_sign_in_link_as_a_link(site: Sit
     token = link_token_in(site.last_mail(email))
     link = f"{site.base_url}/auth/email/{token}"
     assert f'<a href="{link}">{link}</a>' in response.text
+
+
+# -- issue 11 item 6: what the requester calls itself ----------------------------------------
+
+SPOOF = "qrlogin Security Check\u202e — safe\x00 to approve ✅ " + "x" * 70  # over 100 chars
+
+
+async def test_requester_device_name_is_cleaned_capped_and_shown_only_as_its_claim(
+    site: Site,
+) -> None:
+    created = await site.client(user_agent=CHROME_ON_WINDOWS).post(
+        "/api/v1/login-requests", json={"device_name": SPOOF[:100]}
+    )
+    assert created.status_code == 201, created.text
+    stored = await site.services.store.get_login_request(created.json()["id"])
+    assert stored is not None
+    name = stored.device_name
+    assert name.startswith("qrlogin Security Check — safe to approve ✅ x")
+    assert len(name) <= 60
+    assert not {"\u202e", "\x00"} & set(name)
+
+    handle = created.json()["qr_url"].rsplit("/q/", 1)[1]
+    approver = await phone(site)
+    response, csrf = await page(approver.client, f"/q/{handle}")
+    html = response.text
+    # the facts first, the claim last and labelled as one
+    facts = [html.index(f'id="req-{key}"') for key in ("browser", "ip", "network", "age")]
+    claim = html.index('id="req-claim"')
+    assert max(facts) < claim
+    assert re.search(r"It calls itself “<bdi id=\"req-device\">([^<]*)</bdi>”", html)
+    assert 'id="req-device">' + name.replace("&", "&amp;") + "<" in html
+    assert ">Device<" not in html
+
+    approved = await approver.client.post(f"/q/{handle}/approve", data={"csrf": csrf})
+    assert approved.status_code == 200
+    instruction = re.search(r'id="confirm-code".*?</p>\s*<p>(.*?)</p>', approved.text, re.S)
+    assert instruction, approved.text
+    assert "Chrome on Windows" in instruction.group(1)
+    assert "qrlogin Security Check" not in approved.text
+
+
+async def test_a_name_of_nothing_visible_falls_back_to_browser_and_system(site: Site) -> None:
+    created = await site.client(user_agent=CHROME_ON_WINDOWS).post(
+        "/api/v1/login-requests", json={"device_name": "\u202e\u200b\x00 \t"}
+    )
+    stored = await site.services.store.get_login_request(created.json()["id"])
+    assert stored is not None and stored.device_name == "Chrome on Windows"
+
+
+async def test_the_link_result_shows_the_device_name_only_as_its_claim(site: Site) -> None:
+    created = await site.client(user_agent=CHROME_ON_WINDOWS).post(
+        "/api/v1/login-requests", json={"device_name": "Bank\u202eknaB approved ✅"}
+    )
+    approver = await phone(site)
+    _, csrf = await page(approver.client, "/link")
+    response = await approver.client.post(
+        "/link", data={"csrf": csrf, "user_code": created.json()["user_code"]}
+    )
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert "\u202e" not in html
+    assert "It calls itself “<bdi id=\"req-device\">BankknaB approved ✅</bdi>”" in html
+    assert html.index('id="req-browser"') < html.index('id="req-claim"')

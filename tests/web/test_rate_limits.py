@@ -245,10 +245,13 @@ async def test_pending_requests_per_ip_are_capped(make_site: MakeSite) -> None:
     assert_429(await client.post(API, json={}))
 
 
-async def test_email_start_is_limited_per_ip_and_per_address(make_site: MakeSite) -> None:
+async def test_email_start_is_limited_per_ip_per_browser_and_per_address(
+    make_site: MakeSite,
+) -> None:
     site = await make_site()
     per_ip = amount(rules(site).email_start_per_ip)
-    per_address = amount(rules(site).email_start_per_address)
+    per_browser = amount(rules(site).email_start_per_address_browser)
+    ceiling = amount(rules(site).email_start_per_address)
     client = site.client(ip="192.0.2.40")
 
     for i in range(per_ip):
@@ -257,15 +260,22 @@ async def test_email_start_is_limited_per_ip_and_per_address(make_site: MakeSite
     assert_429(await client.post(START, json={"email": "one-more@example.com"}))
     assert len(site.outbox) == per_ip  # the refused one sent nothing
 
-    # per address: from many IPs, one address gets only its own allowance of mails
-    for i in range(per_address):
-        response = await site.client(ip=f"192.0.2.{100 + i}").post(
-            START, json={"email": "target@example.com"}
-        )
+    # per address and browser: one browser gets only its own allowance of mails
+    browser = site.client(ip="192.0.2.41")
+    assert (await browser.get("/signin")).status_code == 200  # it has its browser cookie
+    for i in range(per_browser):
+        response = await browser.post(START, json={"email": "target@example.com"})
         assert response.status_code == 202, (i, response.text)
-    refused = await site.client(ip="192.0.2.99").post(START, json={"email": "TARGET@example.com"})
+    assert_429(await browser.post(START, json={"email": "TARGET@example.com"}))
+
+    # per address: browsers that never signed in there share the address's ceiling
+    for i in range(ceiling - per_browser):
+        other = site.client(ip=f"192.0.2.{100 + i}")
+        response = await other.post(START, json={"email": "target@example.com"})
+        assert response.status_code == 202, (i, response.text)
+    refused = await site.client(ip="192.0.2.99").post(START, json={"email": "target@example.com"})
     assert_429(refused)
-    assert len([m for m in site.outbox if m.to == "target@example.com"]) == per_address
+    assert len([m for m in site.outbox if m.to == "target@example.com"]) == ceiling
 
 
 async def test_email_verify_is_limited_per_ip(make_site: MakeSite) -> None:
@@ -302,6 +312,30 @@ async def test_link_is_limited_per_ip_across_accounts(make_site: MakeSite) -> No
     fresh = approvers[-1]  # has typed nothing yet
     assert_429(await link(shared, fresh, code))
     assert_invalid_code(await link(fresh.client, fresh, code))  # its own network: allowed
+
+
+async def test_a_link_refused_per_ip_does_not_spend_the_accounts_budget(
+    make_site: MakeSite,
+) -> None:
+    """Issue 11 item 7: every budget is checked before any is spent."""
+    site = await make_site()
+    per_ip = amount(rules(site).link_per_ip)
+    per_account = amount(rules(site).link_per_account)
+    accounts = math.ceil(per_ip / per_account)
+    approvers = [await site.sign_in(ip=f"198.51.100.{i + 1}") for i in range(accounts + 1)]
+    shared = site.client(ip="203.0.113.9")
+    code = unused_user_code()
+    for i in range(per_ip):  # the shared network's budget, spent by the other accounts
+        assert_invalid_code(await link(shared, approvers[i % accounts], code))
+
+    owner = approvers[-1]
+    for _ in range(per_account + 3):  # refused per IP, again and again
+        assert_429(await link(shared, owner, code))
+
+    # the owner's own budget is whole: all of it from its own network, then refused
+    for _ in range(per_account):
+        assert_invalid_code(await link(owner.client, owner, code))
+    assert_429(await link(owner.client, owner, code))
 
 
 # --------------------------------------------------------------------------- proxies
@@ -367,3 +401,58 @@ async def test_forwarded_for_through_a_trusted_proxy_counts_each_client(
     assert created.status_code == 201
     stored = await site.services.store.get_login_request(created.json()["id"])
     assert stored is not None and stored.ip == "203.0.113.20"
+
+
+# --------------------------------------------------------------------------- IPv6 networks
+
+
+async def test_ipv6_limits_key_the_64_set_through_the_trusted_proxy(make_site: MakeSite) -> None:
+    """Issue 11 item 9: two addresses of one /64 share a budget, another /64 has its own."""
+    site = await make_site(trusted_proxies=("10.0.0.0/8",))
+    limit = amount(rules(site).email_start_per_ip)
+    proxy = site.client(ip="10.0.0.2")
+
+    def via(client_ip: str) -> dict[str, str]:
+        return {"x-forwarded-for": client_ip}
+
+    for i in range(limit):  # a different address of the same /64 every time
+        response = await proxy.post(
+            START, json={"email": f"v{i}@example.com"}, headers=via(f"2001:db8:1:2::{i + 1:x}")
+        )
+        assert response.status_code == 202, (i, response.text)
+    assert_429(
+        await proxy.post(START, json={"email": "w@example.com"}, headers=via("2001:db8:1:2:f::9"))
+    )
+    other = await proxy.post(START, json={"email": "x@example.com"}, headers=via("2001:db8:1:3::1"))
+    assert other.status_code == 202
+
+
+async def test_pending_requests_are_capped_per_ipv6_64(make_site: MakeSite) -> None:
+    site = await make_site(trusted_proxies=("10.0.0.0/8",))
+    cap = rules(site).pending_per_ip
+    proxy = site.client(ip="10.0.0.2")
+    for i in range(cap):
+        created = await proxy.post(
+            API, json={}, headers={"x-forwarded-for": f"2001:db8:9:9::{i + 1:x}"}
+        )
+        assert created.status_code == 201, (i, created.text)
+    assert_429(await proxy.post(API, json={}, headers={"x-forwarded-for": "2001:db8:9:9:1::1"}))
+    elsewhere = await proxy.post(API, json={}, headers={"x-forwarded-for": "2001:db8:9:a::1"})
+    assert elsewhere.status_code == 201
+    stored = await site.services.store.get_login_request(elsewhere.json()["id"])
+    assert stored is not None and stored.ip == "2001:db8:9:a::1"  # shown as the address
+
+
+async def test_the_ipv6_prefix_is_configurable(make_site: MakeSite) -> None:
+    site = await make_site(trusted_proxies=("10.0.0.0/8",), ipv6_prefix=128)
+    limit = amount(rules(site).email_start_per_ip)
+    proxy = site.client(ip="10.0.0.2")
+    for i in range(limit):
+        response = await proxy.post(
+            START, json={"email": f"y{i}@example.com"}, headers={"x-forwarded-for": "2001:db8::1"}
+        )
+        assert response.status_code == 202
+    neighbour = await proxy.post(
+        START, json={"email": "z@example.com"}, headers={"x-forwarded-for": "2001:db8::2"}
+    )
+    assert neighbour.status_code == 202  # /128: each address counts alone

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from qrlogin.store.tables import email_logins, login_requests, sessions, users
 
 UNKNOWN_ID = "lr_AAAAAAAAAAAAAAAAAAAAAA"
 CLIENT_CHOSEN_HANDLE = "my-own-handle"
+MakeSite = Callable[..., Awaitable[Site]]
 
 
 def b64_bytes(value: str) -> int:
@@ -482,3 +484,52 @@ async def test_8_a_link_confirmed_elsewhere_signs_in_only_the_asking_browser(
     assert picked.status_code == 200
     assert (await asking.get("/api/v1/me")).json()["user"]["email"] == email
     assert await site.count(sessions) == 1
+
+
+# -- 14. HSTS over https; the docs page's own policy (issue 11 item 8) ------------------------
+
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+async def test_14_hsts_is_sent_when_the_public_url_is_https(make_site: MakeSite) -> None:
+    site = await make_site(public_url="https://qrlogin.example")
+    client = site.client()
+    requester = await site.new_requester("api")
+    replies = [
+        await client.get("/healthz"),
+        await client.get("/login"),
+        await client.get("/api/v1/nothing"),
+        await client.get(f"/api/v1/login-requests/{UNKNOWN_ID}/events"),  # the raw handler
+        await client.get("/docs"),
+        await requester.state(),
+    ]
+    for response in replies:
+        assert response.headers.get("strict-transport-security") == HSTS, response.url
+
+
+async def test_14_no_hsts_over_plain_http(site: Site) -> None:
+    client = site.client()
+    for path in ("/healthz", "/login", f"/api/v1/login-requests/{UNKNOWN_ID}/events"):
+        assert "strict-transport-security" not in (await client.get(path)).headers
+
+
+async def test_14_the_docs_page_allows_its_own_inline_script_by_hash_and_nothing_inline_else(
+    site: Site,
+) -> None:
+    client = site.client()
+    docs = await client.get("/docs")
+    csp = docs.headers["content-security-policy"]
+    assert docs.status_code == 200
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    inline = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+    assert inline
+    for script in inline:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp
+
+    # the CDN is allowed on /docs alone
+    for path in ("/login", "/docs/oauth2-redirect", "/docsx", "/openapi.json", "/healthz"):
+        other = (await client.get(path)).headers["content-security-policy"]
+        assert "cdn.jsdelivr.net" not in other and "unsafe-inline" not in other, path
+        assert "script-src 'self';" in other, path

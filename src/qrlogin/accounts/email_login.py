@@ -15,6 +15,7 @@ from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidCode, InvalidRequest
 from qrlogin.core.policy import Policy
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
@@ -79,11 +80,19 @@ class EmailLogins:
     ) -> None:
         """Send one mail with a code and a link. Same reply whether or not the account exists."""
         email = normalize_email(raw_email)
-        await self.limiter.reserve_all(
-            ("email_start_per_ip", (device.ip,)),
-            ("email_start_per_address", (email,)),
-            ("email_start_global", ()),
-        )
+        browser_hash = sha256_hex(browser_token) if browser_token else None
+        # each browser (each IP, without a browser cookie) has its own budget for an address;
+        # the address's ceiling, which a stranger can spend, binds only browsers that never
+        # signed in to it, so the owner's own browser still gets codes (requirement 12)
+        ip_key = self.limiter.ip_key(device.ip)
+        checks = [
+            ("email_start_per_ip", (ip_key,)),
+            ("email_start_per_address_browser", (email, browser_hash or f"ip:{ip_key}")),
+        ]
+        if not await self._known(email, browser_hash):
+            checks.append(("email_start_per_address", (email,)))
+        checks.append(("email_start_global", ()))
+        await self.limiter.reserve_all(*checks)
         now = self.clock.now()
         code = new_digits(6)
         link_token = new_secret()
@@ -94,12 +103,12 @@ class EmailLogins:
                 email=email,
                 code_hmac=code_hmac(self.key, code, login_id),
                 link_hash=sha256_hex(link_token),
-                browser_hash=sha256_hex(browser_token) if browser_token else None,
+                browser_hash=browser_hash,
                 user_agent=device.user_agent[:500],
                 ip=device.ip[:64],
                 created_at=now,
                 expires_at=now + self.policy.email_code_lifetime,
-                next=next_url,
+                next=safe_redirect_path(next_url),  # whoever calls, only a path is kept
             )
         )
         minutes = int(self.policy.email_code_lifetime // 60)
@@ -111,6 +120,13 @@ class EmailLogins:
         )
         await self.mailer.send(Mail(email, f"{code} is your {self.site_name} sign-in code", text))
 
+    async def _known(self, email: str, browser_hash: str | None) -> bool:
+        """Whether this browser completed an email sign-in for ``email`` lately."""
+        if browser_hash is None:
+            return False
+        since = self.clock.now() - self.policy.known_browser_lifetime
+        return await self.store.browser_is_known(email, browser_hash, since)
+
     def _new_user(self, email: str) -> User:
         return User(
             id=new_id("usr"),
@@ -120,10 +136,18 @@ class EmailLogins:
         )
 
     async def _complete(
-        self, login: EmailLogin, device: Device, *, picked_up: bool = False, api: bool = False
+        self,
+        login: EmailLogin,
+        device: Device,
+        browser_hash: str | None,
+        *,
+        picked_up: bool = False,
+        api: bool = False,
     ) -> tuple[User, StartedSession] | None:
         """Consume the email login and write the new device's session, in one transaction
-        (the conditional write a race has one winner of); ``None`` when it was lost."""
+        (the conditional write a race has one winner of); ``None`` when it was lost. The
+        browser that signed in (``browser_hash``, when it has a cookie) becomes known to the
+        address as the owner's (requirement 12)."""
         user = await self.store.user_by_email(login.email)
         if user is None:  # first sign-in: the account is made first (a no-op if it wins)
             user = await self.store.ensure_user(self._new_user(login.email))
@@ -134,32 +158,47 @@ class EmailLogins:
         )
         if not done:
             return None
+        if browser_hash is not None:
+            await self.store.remember_browser(user.email, browser_hash, self.clock.now())
         await self.sessions.session_started(grant, started)
         return user, started
 
     async def verify_code(
-        self, raw_email: str, raw_code: str, device: Device, *, api: bool = False
+        self,
+        raw_email: str,
+        raw_code: str,
+        device: Device,
+        browser_token: str | None,
+        *,
+        api: bool = False,
     ) -> StartedSession:
-        """A session for the right code; one and the same refusal for every failure."""
+        """A session for the right code; one and the same refusal for every failure.
+
+        Only the code this browser asked for is tried (by IP, for an asker without a browser
+        cookie): a wrong code counts against that code and this browser's IP, and against the
+        account's email-code streak, never against a code someone else is waiting for."""
         email = normalize_email(raw_email)
         await self.limiter.reserve_all(
-            ("email_verify_per_ip", (device.ip,)), ("email_verify_global", ())
+            ("email_verify_per_ip", (self.limiter.ip_key(device.ip),)),
+            ("email_verify_global", ()),
         )
+        browser_hash = sha256_hex(browser_token) if browser_token else None
         user = await self.store.user_by_email(email)
         if user is not None:
-            await self.guard.check_user(user)
+            known = await self._known(email, browser_hash)
+            await self.guard.check_email_sign_in(user, known_browser=known)
         now = self.clock.now()
-        login = await self.store.latest_email_login(email, now, self.policy.code_attempts)
-        code = normalize_code(raw_code)
-        right = login is not None and constant_time_equal(
-            login.code_hmac, code_hmac(self.key, code, login.id)
+        login = await self.store.latest_email_login(
+            email, browser_hash, device.ip, now, self.policy.code_attempts
         )
-        done = None
-        if login is not None and right:
-            done = await self._complete(login, device, api=api)
+        if login is None:
+            raise InvalidCode()  # this browser asked for no code: there is nothing to guess
+        code = normalize_code(raw_code)
+        right = constant_time_equal(login.code_hmac, code_hmac(self.key, code, login.id))
+        done = await self._complete(login, device, browser_hash, api=api) if right else None
         if done is None:
-            # one activity row per failure: on the account when there is one
-            if login is not None and not right:
+            if not right:
+                # one activity row per failure: on the account when there is one
                 failure = AuditEntry(
                     event="code.failed",
                     created_at=now,
@@ -168,11 +207,11 @@ class EmailLogins:
                     detail="email_code",
                 )
                 await self.store.fail_email_code(login.id, None if user else failure)
-            if user is not None:
-                await self.guard.failed(user.id, "email_code", device.ip, device.user_agent)
+                if user is not None:
+                    await self.guard.failed(user.id, "email_code", device.ip, device.user_agent)
             raise InvalidCode()
-        if done[0].failed_code_streak:
-            await self.guard.succeeded(done[0].id)
+        if done[0].email_code_streak:
+            await self.guard.succeeded(done[0].id, "email_code")
         return done[1]
 
     async def link(self, link_token: str, browser_token: str | None) -> LinkInfo | None:
@@ -198,7 +237,8 @@ class EmailLogins:
         if info is None:
             return None, None
         if info.same_browser or info.login.browser_hash is None:
-            done = await self._complete(info.login, device)
+            here = sha256_hex(browser_token) if browser_token else None
+            done = await self._complete(info.login, device, here)
             if done is None:  # a lost race: the link was used
                 return None, None
             return done[1], info
@@ -216,5 +256,5 @@ class EmailLogins:
         )
         if login is None:
             return None
-        done = await self._complete(login, device, picked_up=True)
+        done = await self._complete(login, device, login.browser_hash, picked_up=True)
         return done[1] if done else None

@@ -50,3 +50,16 @@ def same_network(a: str | None, b: str | None) -> bool:
     return ipaddress.ip_network(f"{x}/64", strict=False) == ipaddress.ip_network(
         f"{y}/64", strict=False
     )
+
+
+def rate_key(ip: str, v6_prefix: int = 64) -> str:
+    """What per-address limits count: an IPv4 address itself, an IPv6 address's network of
+    ``v6_prefix`` bits (one subscriber usually holds a whole /64 and can pick any address in
+    it, so counting each address would let it rotate freely). Anything unparsable counts as
+    it is."""
+    addr = _parse(ip)
+    if addr is None:
+        return ip
+    if isinstance(addr, ipaddress.IPv4Address):
+        return str(addr)
+    return str(ipaddress.IPv6Network(f"{addr}/{v6_prefix}", strict=False))

@@ -20,8 +20,15 @@ class Policy:
     last_seen_every: float = 60.0  # last_seen is written at most this often per session
     access_token_lifetime: float = 3600.0  # API clients' access tokens; refresh for more
     refresh_retry_window: float = 10.0  # a used refresh token may repeat its answer this long
-    account_failure_lockout: int = 100  # consecutive wrong codes before an account locks
+    # consecutive wrong user codes (typed by the account's own sessions) before it locks
+    account_failure_lockout: int = 100
+    # consecutive wrong email codes (anyone can ask for one and type it) before email sign-in
+    # locks, for browsers other than the owner's known ones (DESIGN.md requirement 12)
+    email_failure_lockout: int = 1000
     account_lockout: float = 3600.0  # how long a locked account stays locked
+    # a browser that completed an email sign-in for an address stays known to it this long;
+    # also the lifetime of the browser-binding cookie
+    known_browser_lifetime: float = 400 * 86400.0
 
 
 DEFAULT_POLICY = Policy()

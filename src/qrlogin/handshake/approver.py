@@ -46,7 +46,7 @@ class ApproverFlows(LoginRequestsBase):
             await self.failures.check(approver.user_id)
         await self.limiter.reserve_all(
             ("link_per_account", (approver.user_id,)),
-            ("link_per_ip", (approver.ip,)),
+            ("link_per_ip", (self.limiter.ip_key(approver.ip),)),
             ("link_global", ()),
         )
         code = codes.plausible_user_code(raw_code, self.user_code_format)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qrlogin.core import codes
+from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import (
     ConfirmCodeRequired,
     InvalidCode,
@@ -34,11 +35,12 @@ class RequesterFlows(LoginRequestsBase):
     # -- requester -------------------------------------------------------------------------
 
     async def create(self, device: Device) -> Created:
-        await self.limiter.reserve_all(("create_per_ip", (device.ip,)), ("create_global", ()))
+        ip_key = self.limiter.ip_key(device.ip)
+        await self.limiter.reserve_all(("create_per_ip", (ip_key,)), ("create_global", ()))
         now = self.clock.now()
         cap = self.limiter.rules.pending_per_ip
         if cap < UNLIMITED.pending_per_ip and (
-            await self.store.count_pending_by_ip(device.ip, now, cap) >= cap
+            await self.store.count_pending_by_ip(ip_key, now, cap) >= cap
         ):
             raise RateLimited(
                 "Too many sign-ins are waiting from your network. Finish or cancel one, "
@@ -65,9 +67,11 @@ class RequesterFlows(LoginRequestsBase):
             expires_at=now + self.policy.request_lifetime,
             handle_seq=0,
             handle_hash=sha256_hex(handle_tag(self.key, request_id)),
-            device_name=device.name[:100],
+            # cleaned where it enters (web/deps.py) and again here, for embedding hosts
+            device_name=clean_device_name(device.name) or "A device",
             user_agent=device.user_agent[:500],
             ip=device.ip[:64],
+            ip_key=ip_key[:64],
             user_code_hmac=self._user_code_hmac(code),
             user_code_seq=seq,
         )

@@ -128,12 +128,15 @@ class StoredSessionStarter(SessionStarter, Protocol):
 
 
 class CodeFailures(Protocol):
-    """Consecutive wrong codes per account (DESIGN.md requirement 6): the built-in accounts
-    lock an account after many (``accounts/lockout.py``). Optional for a host app, whose
-    approvers' guesses are also bounded per account by the rate limits."""
+    """Consecutive wrong user codes per account (DESIGN.md requirement 6), typed by the
+    account's own signed-in approvers: the built-in accounts lock an account after many
+    (``accounts/lockout.py``). Optional for a host app, whose approvers' guesses are also
+    bounded per account by the rate limits."""
 
     async def check(self, user_id: str) -> None:
-        """Raise ``AccountLocked`` while the account may not type codes."""
+        """Raise ``AccountLocked`` while the account may not type user codes. Only the
+        account's own wrong user codes may cause that, never failures made elsewhere (such
+        as a stranger's wrong email codes): requirement 12."""
         ...
 
     async def failed(self, user_id: str, kind: str, ip: str, user_agent: str) -> None: ...

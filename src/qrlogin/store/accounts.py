@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.records import AuditEntry, EmailLogin, NewSessionRows, User
-from qrlogin.store.tables import email_logins, refresh_tokens, sessions, users
+from qrlogin.store.tables import email_logins, known_browsers, refresh_tokens, sessions, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
+
+# each kind of typed code has its own streak and lock (streak column, lock column)
+_STREAKS = {
+    "user_code": (users.c.failed_code_streak, users.c.locked_at),
+    "email_code": (users.c.email_code_streak, users.c.email_locked_at),
+}
 
 
 class SqlAccounts(SqlBase):
@@ -51,34 +57,61 @@ class SqlAccounts(SqlBase):
 
     @shielded
     async def record_code_failure(
-        self, user_id: str, now: float, threshold: int, audit: AuditEntry | None
+        self,
+        user_id: str,
+        now: float,
+        threshold: int,
+        audit: AuditEntry | None,
+        *,
+        kind: str = "user_code",
     ) -> User | None:
-        """One more consecutive wrong code for the account; the ``threshold``-th locks it.
-        One statement, so concurrent failures count exactly."""
-        c = users.c
-        locks = and_(c.failed_code_streak + 1 >= threshold, c.locked_at.is_(None))
+        """One more consecutive wrong code of ``kind`` for the account; the ``threshold``-th
+        locks it for that kind. One statement, so concurrent failures count exactly."""
+        streak, locked_at = _STREAKS[kind]
+        locks = and_(streak + 1 >= threshold, locked_at.is_(None))
         async with self._write() as conn:
             row = await self._update(
                 conn,
                 users,
-                c.id == user_id,
-                {
-                    "failed_code_streak": c.failed_code_streak + 1,
-                    "locked_at": case((locks, now), else_=c.locked_at),
-                },
+                users.c.id == user_id,
+                {streak.name: streak + 1, locked_at.name: case((locks, now), else_=locked_at)},
             )
             await self._audit(conn, [audit])
         return User.from_mapping(row) if row else None
 
     @shielded
-    async def reset_code_failures(self, user_id: str) -> None:
-        c = users.c
+    async def reset_code_failures(self, user_id: str, *, kind: str = "user_code") -> None:
+        streak, locked_at = _STREAKS[kind]
         async with self._write() as conn:
             await conn.execute(
                 update(users)
-                .where(c.id == user_id, c.failed_code_streak != 0)
-                .values(failed_code_streak=0, locked_at=None)
+                .where(users.c.id == user_id, streak != 0)
+                .values({streak.name: 0, locked_at.name: None})
             )
+
+    # -- known browsers --------------------------------------------------------------------
+
+    @shielded
+    async def remember_browser(self, email: str, browser_hash: str, now: float) -> None:
+        """Note that this browser completed an email sign-in for ``email``."""
+        c = known_browsers.c
+        where = and_(c.email == email, c.browser_hash == browser_hash)
+        async with self._write() as conn:
+            done = await conn.execute(update(known_browsers).where(where).values(signed_in_at=now))
+            if not done.rowcount:
+                await conn.execute(
+                    insert_into(known_browsers),
+                    {"email": email, "browser_hash": browser_hash, "signed_in_at": now},
+                )
+
+    @shielded
+    async def browser_is_known(self, email: str, browser_hash: str, since: float) -> bool:
+        """Whether this browser completed an email sign-in for ``email`` after ``since``."""
+        c = known_browsers.c
+        row = await self._one(
+            known_browsers, c.email == email, c.browser_hash == browser_hash, c.signed_in_at > since
+        )
+        return row is not None
 
     # -- email logins ----------------------------------------------------------------------
 
@@ -98,14 +131,23 @@ class SqlAccounts(SqlBase):
         ]
 
     @shielded
-    async def latest_email_login(self, email: str, now: float, limit: int) -> EmailLogin | None:
+    async def latest_email_login(
+        self, email: str, browser_hash: str | None, ip: str, now: float, limit: int
+    ) -> EmailLogin | None:
+        """The newest live code for ``email`` that this caller asked for: in this browser (by
+        its cookie's hash), or from this IP without a browser cookie. A code is only ever
+        tried by whoever asked for it (DESIGN.md requirement 12)."""
+        c = email_logins.c
+        asker: ColumnElement[bool] = and_(c.browser_hash.is_(None), c.ip == ip)
+        if browser_hash is not None:
+            asker = or_(c.browser_hash == browser_hash, asker)
         async with self.engine.connect() as conn:
             row = (
                 (
                     await conn.execute(
                         select(email_logins)
-                        .where(email_logins.c.email == email, *self._live_email(now, limit))
-                        .order_by(email_logins.c.created_at.desc())
+                        .where(c.email == email, asker, *self._live_email(now, limit))
+                        .order_by(c.created_at.desc())
                         .limit(1)
                     )
                 )

@@ -46,7 +46,7 @@ class LoginRequestStore(Protocol):
         self, request_id: str, hold_hash: str, now: float
     ) -> LoginRequest | None: ...
 
-    async def count_pending_by_ip(self, ip: str, now: float, up_to: int) -> int: ...
+    async def count_pending_by_ip(self, ip_key: str, now: float, up_to: int) -> int: ...
 
     async def claimed_by_session(self, session_id: str, now: float) -> list[LoginRequest]: ...
 
@@ -94,10 +94,16 @@ class UserStore(Protocol):
     async def ensure_user(self, new_user: User) -> User: ...
 
     async def record_code_failure(
-        self, user_id: str, now: float, threshold: int, audit: AuditEntry | None
+        self,
+        user_id: str,
+        now: float,
+        threshold: int,
+        audit: AuditEntry | None,
+        *,
+        kind: str = "user_code",
     ) -> User | None: ...
 
-    async def reset_code_failures(self, user_id: str) -> None: ...
+    async def reset_code_failures(self, user_id: str, *, kind: str = "user_code") -> None: ...
 
 
 class AuditStore(Protocol):
@@ -114,8 +120,12 @@ class AccountStore(UserStore, AuditStore, Protocol):
     async def insert_email_login(self, login: EmailLogin) -> None: ...
 
     async def latest_email_login(
-        self, email: str, now: float, limit: int
+        self, email: str, browser_hash: str | None, ip: str, now: float, limit: int
     ) -> EmailLogin | None: ...
+
+    async def remember_browser(self, email: str, browser_hash: str, now: float) -> None: ...
+
+    async def browser_is_known(self, email: str, browser_hash: str, since: float) -> bool: ...
 
     async def email_login_by_link(
         self, link_hash: str, now: float, limit: int

@@ -38,8 +38,10 @@ class User(_Record):
     email: str
     display_name: str
     created_at: float
-    failed_code_streak: int = 0
+    failed_code_streak: int = 0  # consecutive wrong user codes (typed by its own sessions)
     locked_at: float | None = None
+    email_code_streak: int = 0  # consecutive wrong email codes (typed by anyone)
+    email_locked_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class LoginRequest(_Record):
     device_name: str
     user_agent: str
     ip: str
+    ip_key: str = ""  # what the pending-per-IP cap counts (core.network.rate_key of ip)
     reason: str | None = None
     user_code_hmac: str | None = None
     user_code_seq: int = 0

@@ -130,11 +130,12 @@ class SqlLoginRequests(SqlBase):
         return {str(status): int(n) for status, n in rows}
 
     @shielded
-    async def count_pending_by_ip(self, ip: str, now: float, up_to: int) -> int:
-        """Pending requests from ``ip``, counted no further than ``up_to`` (a bounded scan)."""
+    async def count_pending_by_ip(self, ip_key: str, now: float, up_to: int) -> int:
+        """Pending requests from the address or network ``ip_key`` (``LoginRequest.ip_key``),
+        counted no further than ``up_to`` (a bounded scan)."""
         pending = (
             select(_LR.id)
-            .where(_LR.ip == ip, _LR.status == Status.PENDING.value, _LR.expires_at > now)
+            .where(_LR.ip_key == ip_key, _LR.status == Status.PENDING.value, _LR.expires_at > now)
             .limit(up_to)
             .subquery()
         )

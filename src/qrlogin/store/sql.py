@@ -8,7 +8,7 @@ from qrlogin.store.accounts import SqlAccounts
 from qrlogin.store.base import shielded
 from qrlogin.store.requests import SqlLoginRequests
 from qrlogin.store.sessions import SqlSessions
-from qrlogin.store.tables import audit_events, email_logins, login_requests
+from qrlogin.store.tables import audit_events, email_logins, known_browsers, login_requests
 
 
 class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
@@ -22,6 +22,16 @@ class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
             result = await conn.execute(delete(table).where(pk.in_(ids)))
         return int(result.rowcount or 0)
 
+    async def _forget_browsers(self, before: float, batch: int) -> int:
+        # two-column key: pick a batch of addresses, then only their old rows
+        c = known_browsers.c
+        emails = select(c.email).where(c.signed_in_at < before).limit(batch)
+        async with self._write() as conn:
+            result = await conn.execute(
+                delete(known_browsers).where(c.signed_in_at < before, c.email.in_(emails))
+            )
+        return int(result.rowcount or 0)
+
     @shielded
     async def collect_garbage(
         self,
@@ -30,6 +40,7 @@ class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
         keep_requests: float = 3600.0,
         keep_sessions: float = 30 * 86400.0,
         keep_audit: float = 90 * 86400.0,
+        keep_browsers: float = 400 * 86400.0,
         batch: int = 500,
     ) -> int:
         """Delete what ended long enough ago, one bounded batch per table, so a large backlog
@@ -38,4 +49,5 @@ class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
         removed += await self._delete_older(email_logins, "expires_at", now - keep_requests, batch)
         removed += await self.delete_old_sessions(now - keep_sessions, batch)
         removed += await self._delete_older(audit_events, "created_at", now - keep_audit, batch)
+        removed += await self._forget_browsers(now - keep_browsers, batch)
         return removed

@@ -21,7 +21,10 @@ users = Table(
     Column("display_name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("failed_code_streak", Integer, nullable=False, server_default="0"),
-    Column("locked_at", Float, nullable=True),
+    Column("locked_at", Float, nullable=True),  # by wrong user codes (its own sessions)
+    # wrong email codes, which anyone can type, count and lock apart (requirement 12)
+    Column("email_code_streak", Integer, nullable=False, server_default="0"),
+    Column("email_locked_at", Float, nullable=True),
 )
 
 login_requests = Table(
@@ -41,6 +44,8 @@ login_requests = Table(
     Column("device_name", String(100), nullable=False),
     Column("user_agent", String(500), nullable=False),
     Column("ip", String(64), nullable=False),
+    # the client's address, or its IPv6 network, as per-IP limits count it
+    Column("ip_key", String(64), nullable=False, server_default=""),
     Column("user_code_hmac", String(HASH), nullable=True),
     Column("user_code_seq", Integer, nullable=False, server_default="0"),
     Column("confirm_code_hmac", String(HASH), nullable=True),
@@ -58,8 +63,8 @@ login_requests = Table(
     Column("held_at", Float, nullable=True),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
     Index("ix_login_requests_expires_at", "expires_at"),
-    Index("ix_login_requests_ip", "ip"),
     Index("ix_login_requests_approver_session_id", "approver_session_id"),
+    Index("ix_login_requests_ip_key", "ip_key"),
 )
 
 sessions = Table(
@@ -99,6 +104,17 @@ email_logins = Table(
     Column("consumed_at", Float, nullable=True),
     Column("confirmed_elsewhere_at", Float, nullable=True),
     Column("next", Text, nullable=True),
+)
+
+# browsers (SHA-256 of their ``qrl_browser`` cookie) that completed an email sign-in for an
+# address: their owner's, so a stranger's requests and wrong codes never shut them out
+known_browsers = Table(
+    "known_browsers",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("browser_hash", String(HASH), primary_key=True),
+    Column("signed_in_at", Float, nullable=False),
+    Index("ix_known_browsers_signed_in_at", "signed_in_at"),
 )
 
 refresh_tokens = Table(

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from qrlogin.core.errors import AuthorizationPending
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.web import deps
 from qrlogin.web.schemas import Accepted, EmailStart, EmailVerify, ErrorBody, MeOut, SessionOut
 from qrlogin.web.security import BROWSER_HEADER, require_browser_header
@@ -19,26 +20,24 @@ def _browser(request: Request) -> bool:
     return request.headers.get(BROWSER_HEADER) == "browser"
 
 
-def safe_next(raw: str | None) -> str | None:
-    """Only same-site paths: ``/q/…`` yes, ``//evil.example`` or ``https://…`` no."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw
-    return None
-
-
 @router.post(
     "/auth/email/start",
     status_code=202,
     response_model=Accepted,
     responses={400: {"model": ErrorBody}},
 )
-async def email_start(body: EmailStart, request: Request) -> dict[str, str]:
-    """Send a 6-digit code and a link. Always 202, whether or not the account exists."""
+async def email_start(body: EmailStart, request: Request, response: Response) -> dict[str, str]:
+    """Send a 6-digit code and a link. Always 202, whether or not the account exists. The
+    code works only where it was asked for: in the browser whose ``qrl_browser`` cookie came
+    with this call, or, without one, from this IP. A caller without the cookie gets it."""
     svc = deps.services(request)
-    browser_token = request.cookies.get(deps.cookie_names(request).browser)
     await svc.email_logins.start(
-        body.email, deps.device_of(request), browser_token, safe_next(body.next)
+        body.email,
+        deps.device_of(request),
+        deps.browser_token(request),
+        safe_redirect_path(body.next),
     )
+    deps.ensure_browser_cookie(request, response)
     return {"status": "sent", "message": "If the address can receive mail, a code is on its way."}
 
 
@@ -47,7 +46,11 @@ async def email_verify(body: EmailVerify, request: Request) -> Response:
     svc = deps.services(request)
     browser = _browser(request)
     issued = await svc.email_logins.verify_code(
-        body.email, body.code, deps.device_of(request), api=not browser
+        body.email,
+        body.code,
+        deps.device_of(request),
+        deps.browser_token(request),
+        api=not browser,
     )
     return session_response(issued, svc.clock.now())
 

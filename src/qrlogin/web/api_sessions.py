@@ -25,7 +25,7 @@ from qrlogin.web.schemas import (
 )
 from qrlogin.web.security import require_browser_header
 from qrlogin.web.sessions import session_response
-from qrlogin.web.sse import HEARTBEAT, counted, sse_event, sse_response
+from qrlogin.web.sse import HEARTBEAT, counted, last_event_id, sse_event, sse_response
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -139,8 +139,8 @@ async def me_events(request: Request) -> StreamingResponse:
     auth = await deps.require_session(request)
     svc = deps.services(request)
     own = auth.session.id
-    last_id = request.headers.get("last-event-id", "")
-    since = int(last_id) / 1000 if last_id.isdigit() else svc.clock.now()
+    last_id = last_event_id(request.headers.get("last-event-id"))
+    since = last_id / 1000 if last_id is not None else svc.clock.now()
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal since

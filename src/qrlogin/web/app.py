@@ -24,8 +24,16 @@ from qrlogin.core.policy import Policy
 from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarter
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
-from qrlogin.web import api_auth, api_login_requests, api_scan, api_sessions, operations, pages
-from qrlogin.web.errors import error_response, record_failure
+from qrlogin.web import (
+    api_auth,
+    api_login_requests,
+    api_scan,
+    api_sessions,
+    docs,
+    operations,
+    pages,
+)
+from qrlogin.web.errors import LastResort, error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
 from qrlogin.web.middleware import RequestLog
 from qrlogin.web.security import SecurityHeaders
@@ -126,7 +134,7 @@ def create_app(
         version=__version__,
         summary="Sign in on a new device by scanning a QR code with a signed-in device.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by web/docs.py, under a policy of its own
         redoc_url=None,
     )
     app.state.services = services
@@ -146,9 +154,9 @@ def create_app(
         failed = record_failure(services.metrics, exc, request.method, request.url.path)
         return error_response(failed)
 
-    # a database error or a database or mail server out of reach is a 503, anything else a
-    # 500 (web/errors.py)
-    for failure in (SQLAlchemyError, OSError, Exception):
+    # a database error or a database or mail server out of reach is a 503 (web/errors.py);
+    # anything else is LastResort's 500, below
+    for failure in (SQLAlchemyError, OSError):
         app.add_exception_handler(failure, _failure)
 
     @app.exception_handler(RequestValidationError)
@@ -185,8 +193,11 @@ def create_app(
         app.include_router(api_sessions.router)
         app.include_router(pages.router)
     app.include_router(pages.handshake_router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    app.add_middleware(SecurityHeaders)
+    # innermost first: LastResort answers inside the two others (web/errors.py says why)
+    app.add_middleware(LastResort, metrics=services.metrics)
+    app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(RequestLog)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import NotSignedIn
 from qrlogin.core.network import client_ip
 from qrlogin.core.useragent import describe
@@ -43,6 +44,21 @@ def set_cookie(
     )
 
 
+def browser_token(request: Request) -> str | None:
+    """The browser-binding cookie the caller sent, if any."""
+    return request.cookies.get(cookie_names(request).browser)
+
+
+def ensure_browser_cookie(request: Request, response: Response) -> None:
+    """Give a caller without one the browser-binding cookie. Email codes are bound to it, and
+    a browser that signs in to an address becomes known to it (DESIGN.md requirement 12), so
+    the cookie lives as long as that memory."""
+    if browser_token(request) is None:
+        lifetime = int(services(request).policy.known_browser_lifetime)
+        name = cookie_names(request).browser
+        set_cookie(request, response, name, security.new_csrf_cookie(), max_age=lifetime)
+
+
 def clear_cookie(request: Request, response: Response, name: str) -> None:
     # keeps Secure: browsers ignore a __Host- cookie's deletion without it
     https = services(request).settings.https
@@ -56,11 +72,14 @@ def ip_of(request: Request) -> str:
 
 
 def device_of(request: Request, name: str | None = None) -> Device:
+    """The calling device: the name it gives itself, cleaned (a claim, never shown as fact:
+    DESIGN.md requirement 13), else its browser and system; its user agent and IP."""
     ua = request.headers.get("user-agent", "")
+    name = clean_device_name(name)
     if not name:
         browser, system = describe(ua)
-        name = f"{browser} on {system}"
-    return Device(name=name.strip()[:100], user_agent=ua[:500], ip=ip_of(request))
+        name = clean_device_name(f"{browser} on {system}")
+    return Device(name=name, user_agent=ua[:500], ip=ip_of(request))
 
 
 def bearer(request: Request) -> str | None:

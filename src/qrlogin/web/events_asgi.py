@@ -184,7 +184,7 @@ class RequesterEvents:
                 del rec  # the response hands it on to its watch: a waiting stream keeps none
             # what the stack's middlewares add, in their order (SecurityHeaders is inside)
             headers = MutableHeaders(raw=response.raw_headers)
-            add_security_headers(headers, scope["path"])
+            add_security_headers(headers, https=svc.settings.https)
             log_response(scope, response.status_code, headers, rid, started)
             del headers
             await response(scope, receive, send)

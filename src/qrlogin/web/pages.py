@@ -16,12 +16,12 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
+from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.identity.ports import StartedSession
 from qrlogin.web import api_sessions, deps
-from qrlogin.web.api_auth import safe_next
 from qrlogin.web.api_scan import scan_body
 from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
 from qrlogin.web.sessions import set_session_cookie
@@ -106,8 +106,7 @@ def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> H
     )
     if new_cookie:
         deps.set_cookie(request, response, names.csrf, csrf_cookie, max_age=None, samesite="strict")
-    if names.browser not in request.cookies:
-        deps.set_cookie(request, response, names.browser, new_csrf_cookie(), max_age=86400)
+    deps.ensure_browser_cookie(request, response)
     return response
 
 
@@ -341,7 +340,7 @@ async def _signed_out_notice(request: Request) -> str | None:
 
 @router.get("/signin")
 async def signin_page(request: Request, next: str | None = None) -> Response:
-    nxt = safe_next(next) or ""
+    nxt = safe_redirect_path(next) or ""
     if await deps.current_session(request) is not None:
         if nxt:  # already signed in: on to where signing in would have led
             return RedirectResponse(nxt, status_code=303)
@@ -366,7 +365,7 @@ async def signin_page(request: Request, next: str | None = None) -> Response:
 async def signin_start(request: Request) -> Response:
     form = await form_with_csrf(request)
     svc = deps.services(request)
-    nxt = safe_next(form.get("next")) or ""
+    nxt = safe_redirect_path(form.get("next")) or ""
     email = form.get("email", "")
     try:
         await svc.email_logins.start(
@@ -393,11 +392,14 @@ async def signin_start(request: Request) -> Response:
 async def signin_code(request: Request) -> Response:
     form = await form_with_csrf(request)
     svc = deps.services(request)
-    nxt = safe_next(form.get("next")) or "/account"
+    nxt = safe_redirect_path(form.get("next")) or "/account"
     email = form.get("email", "")
     try:
         issued = await svc.email_logins.verify_code(
-            email, form.get("code", ""), deps.device_of(request)
+            email,
+            form.get("code", ""),
+            deps.device_of(request),
+            deps.browser_token(request),
         )
     except QrLoginError as exc:
         return render(
@@ -439,7 +441,7 @@ async def email_link_confirm(token: str, request: Request) -> Response:
         token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
     )
     if issued is not None and info is not None:
-        return signed_in_redirect(issued, safe_next(info.login.next) or "/account")
+        return signed_in_redirect(issued, safe_redirect_path(info.login.next) or "/account")
     if info is not None:
         return message(
             request,

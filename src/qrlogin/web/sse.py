@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,16 @@ from prometheus_client import Gauge
 from starlette.types import Receive, Scope, Send
 
 HEARTBEAT = b": heartbeat\n\n"
+_EVENT_ID = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() also takes "²"
+
+
+def last_event_id(raw: str | None) -> int | None:
+    """A ``Last-Event-ID`` header as the number our streams send as event ids, or ``None``
+    for anything else (which the stream then ignores): ASCII digits, at most 15 of them
+    (milliseconds since 1970 are 13), so no value can overflow or be slow to parse."""
+    if raw is None or not _EVENT_ID.fullmatch(raw):
+        return None
+    return int(raw)
 
 
 def sse_event(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:

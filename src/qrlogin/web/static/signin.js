@@ -3,7 +3,12 @@
 (() => {
   const form = document.getElementById("code-form");
   if (!form) return;
-  const next = form.dataset.next || "/account";
+  // the server sends a checked path (core/redirects.py); a value that is not plainly one of
+  // ours (a second slash or a backslash after the first, any control or non-ASCII character)
+  // is never handed to location.assign
+  const SAME_ORIGIN_PATH = /^\/(?![\/\\])[\x21-\x7e]*$/;
+  const given = form.dataset.next || "";
+  const next = SAME_ORIGIN_PATH.test(given) && !given.includes("\\") ? given : "/account";
   let stopped = false;
   async function poll() {
     if (stopped || document.hidden) return;

@@ -1,15 +1,15 @@
 """A phone that scanned a QR before signing in holds the request meanwhile: the hold
 token's SHA-256 (unique, so the token finds its request) and when the hold began.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
