@@ -807,8 +807,9 @@ async def test_requester_device_name_is_cleaned_capped_and_shown_only_as_its_cla
     assert 'id="req-device">' + name.replace("&", "&amp;") + "<" in html
     assert ">Device<" not in html
 
-    approved = await approver.client.post(f"/q/{handle}/approve", data={"csrf": csrf})
-    assert approved.status_code == 200
+    decided = await approver.client.post(f"/q/{handle}/approve", data={"csrf": csrf})
+    assert decided.status_code == 303  # redirect after POST, to the approval page
+    approved = await approver.client.get(decided.headers["location"])
     instruction = re.search(r'id="confirm-code".*?</p>\s*<p>(.*?)</p>', approved.text, re.S)
     assert instruction, approved.text
     assert "Chrome on Windows" in instruction.group(1)
@@ -829,10 +830,11 @@ async def test_the_link_result_shows_the_device_name_only_as_its_claim(site: Sit
     )
     approver = await phone(site)
     _, csrf = await page(approver.client, "/link")
-    response = await approver.client.post(
+    typed = await approver.client.post(
         "/link", data={"csrf": csrf, "user_code": created.json()["user_code"]}
     )
-    assert response.status_code == 200, response.text
+    assert typed.status_code == 303, typed.text  # redirect after POST, to the approval page
+    response = await approver.client.get(typed.headers["location"])
     html = response.text
     assert "\u202e" not in html
     assert "It calls itself “<bdi id=\"req-device\">BankknaB approved ✅</bdi>”" in html
