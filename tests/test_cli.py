@@ -170,3 +170,42 @@ def test_serve_answers_healthz_and_login_then_stops(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({}, "development mode is on: mail is printed here and shown at "),
+        (
+            {"QRLOGIN_SMTP_URL": "smtp://u:pw@mail.example:25"},
+            "mail goes to SMTP at mail.example:25",
+        ),
+    ],
+)
+def test_the_start_up_line_says_when_dev_mode_is_on_and_where_the_outbox_is(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: dict[str, str],
+    said: str,
+) -> None:
+    import uvicorn
+
+    from qrlogin import cli, logs
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # start-up line only
+    monkeypatch.setattr(logs, "configure", lambda: None)
+    for name in [k for k in os.environ if k.startswith("QRLOGIN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QRLOGIN_DATA_DIR", str(tmp_path))
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+    assert cli.main(["serve", "--dev", "--port", "8123"]) == 0
+    assert cli.main(["serve", "--port", "8124"]) == 0
+
+    first, second = capsys.readouterr().err.split("qrlogin: serving on")[1:]
+    assert said in first
+    if not extra:
+        assert "http://127.0.0.1:8123/dev/outbox" in first
+    assert "development mode" not in second

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from qrlogin.config import ConfigError, Settings, load_settings
 
@@ -37,6 +38,15 @@ def _serve(args: argparse.Namespace) -> int:
         f"data in {settings.data_dir.resolve()})",
         file=sys.stderr,
     )
+    if settings.dev:
+        where = (
+            # the server only: the URL may carry a password
+            f"mail goes to SMTP at {urlsplit(settings.smtp_url).netloc.rsplit('@')[-1]} "
+            "(no outbox)"
+            if settings.smtp_url
+            else f"mail is printed here and shown at {settings.public_url}/dev/outbox"
+        )
+        print(f"qrlogin: development mode is on: {where}", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1") and "127.0.0.1" in settings.public_url:
         print(
             "qrlogin: other devices cannot open 127.0.0.1 links: pass "

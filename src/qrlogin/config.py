@@ -25,6 +25,7 @@ class CookieNames:
     browser: str
     csrf: str
     path: str = "/"
+    hold: str = "qrl_hold"  # a phone signing in before it approves (``ApproverFlows.hold``)
 
     @classmethod
     def for_https(cls, https: bool, path: str = "/", stem: str = "qrl_") -> CookieNames:
@@ -36,6 +37,7 @@ class CookieNames:
             browser=f"{prefix}{stem}browser",
             csrf=f"{prefix}{stem}csrf",
             path=path,
+            hold=f"{prefix}{stem}hold",
         )
 
 

@@ -170,3 +170,11 @@ def type_confirm_code(login: LoginPage, code: str) -> None:
     expect(field).to_be_focused(timeout=WAIT_MS)
     field.fill(code)
     field.press("Enter")
+
+
+def expect_approved_on_phone(phone_page: Page) -> None:
+    """After a tap on Approve (no confirm code), the phone says it approved; its page then
+    follows the request, so by now it may already say the other device is signed in."""
+    approved = phone_page.locator("#approved-text")
+    signed_in = phone_page.get_by_role("heading", name=re.compile(r"^Signed in on .+ ✓$"))
+    expect(approved.or_(signed_in)).to_be_visible(timeout=WAIT_MS)

@@ -18,6 +18,7 @@ from .flows import (
     approve_and_read_confirm_code,
     assert_signed_in_without_reload,
     confirm_code_was_asked,
+    expect_approved_on_phone,
     mark_page,
     open_login,
     sign_in_phone,
@@ -206,7 +207,7 @@ def test_tap_policy_approval_alone_signs_the_requester_in(
     mobile.locator("#user-code").fill(code)
     mobile.locator("#user-code").press("Enter")
     mobile.locator("#approve").click()
-    expect(mobile.locator("#approved-text")).to_be_visible(timeout=WAIT_MS)
+    expect_approved_on_phone(mobile)
     expect(mobile.locator("#confirm-code")).to_have_count(0)
 
     assert_signed_in_without_reload(login, server, EMAIL)
@@ -238,7 +239,7 @@ def test_auto_policy_on_the_same_network_asks_no_code(
     assert details["network"] == "Same network as this phone"
     expect(mobile.get_by_role("alert")).to_have_count(0)
     mobile.locator("#approve").click()
-    expect(mobile.locator("#approved-text")).to_be_visible(timeout=WAIT_MS)
+    expect_approved_on_phone(mobile)
 
     assert_signed_in_without_reload(login, server, EMAIL)
     assert not confirm_code_was_asked(login.page)

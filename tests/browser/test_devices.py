@@ -15,6 +15,7 @@ from .flows import (
     WAIT_MS,
     LoginPage,
     assert_signed_in_without_reload,
+    expect_approved_on_phone,
     mark_page,
     open_login,
     sign_in_phone,
@@ -54,7 +55,7 @@ def link_desktop_by_qr(desktop: BrowserContext, approver: Page, server: LiveServ
     mark_page(login.page)
     approver.goto(login.qr_url())
     approver.locator("#approve").click()
-    expect(approver.locator("#approved-text")).to_be_visible(timeout=WAIT_MS)
+    expect_approved_on_phone(approver)
     assert_signed_in_without_reload(login, server, EMAIL)
     return login
 
@@ -89,7 +90,7 @@ def test_a_desktop_signed_out_from_the_phone_leaves_for_signin_without_reload(
 
     the_desktop.get_by_role("button").filter(has_text="Sign out this device").click()
 
-    expect(mobile).to_have_url(f"{server.url}/account/devices", timeout=WAIT_MS)
+    expect(mobile).to_have_url(f"{server.url}/account/devices?signed_out=1", timeout=WAIT_MS)
     expect(mobile.locator("li.device")).to_have_count(1, timeout=WAIT_MS)
     # the desktop's page (we never touch it) goes to /signin on its own
     expect(login.page).to_have_url(

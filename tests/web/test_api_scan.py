@@ -403,3 +403,26 @@ async def test_revoking_the_approver_from_another_device_refuses_its_approval(
     assert revoked.status_code == 204, revoked.text
     assert (await requester.current())["status"] == "denied"
     assert error_of(await requester.exchange(code)) == (403, "access_denied")
+
+
+async def test_phone_pages_are_live_the_approver_stream_is_for_its_claimer_only(
+    site: Site, approver: Approver
+) -> None:
+    requester = await site.new_requester("api")
+    await site.signed_in(requester, approver)  # consumed: the stream says so, then ends
+    other = await site.sign_in()
+
+    mine = await approver.client.get(
+        f"/api/v1/scan/{requester.handle}/events", headers=approver.headers()
+    )
+    theirs = await other.client.get(
+        f"/api/v1/scan/{requester.handle}/events", headers=other.headers()
+    )
+    nobody = await site.client().get(f"/api/v1/scan/{requester.handle}/events")
+
+    assert mine.status_code == 200
+    assert mine.headers["content-type"].startswith("text/event-stream")
+    assert 'event: state\nid: ' in mine.text
+    assert '"status":"consumed","reason":null' in mine.text
+    assert theirs.status_code == 404
+    assert nobody.status_code == 401

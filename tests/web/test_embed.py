@@ -145,9 +145,16 @@ async def test_an_approver_not_signed_in_to_the_host_is_sent_to_the_hosts_sign_i
 ) -> None:
     _, body = await start(host)
     handle = body["qr_url"].rsplit("/", 1)[1]
-    page = await host.client().get(f"/qr/q/{handle}")
+    phone = host.client()
+    page = await phone.get(f"/qr/q/{handle}")
     assert page.status_code == 303
-    assert page.headers["location"] == f"/login?next=/qr/q/{handle}"
+    # back by the hold cookie (on qrlogin's path), not by the handle, which rotates meanwhile
+    assert page.headers["location"] == "/login?next=/qr/q/continue"
+    assert "Path=/qr" in page.headers["set-cookie"]
+    phone.cookies.set("host_session", host.identity.sign_in("ann"))
+    resumed = await phone.get("/qr/q/continue")
+    assert resumed.status_code == 303
+    assert resumed.headers["location"] == f"/qr/q/{handle}"
 
 
 async def test_a_host_session_ended_before_the_exchange_refuses_it(host: Host) -> None:

@@ -99,14 +99,62 @@ async def test_home_sends_you_where_you_belong(site: Site, signed_in: bool, wher
 # -- approval page -------------------------------------------------------------------------
 
 
-async def test_approval_page_signed_out_redirects_to_signin_and_back(site: Site) -> None:
+async def test_approval_page_signed_out_holds_the_request_and_sends_to_signin(site: Site) -> None:
     requester = await site.new_requester("api")
 
     response = await site.client().get(f"/q/{requester.handle}")
 
     assert response.status_code == 303
-    assert response.headers["location"] == f"/signin?next=/q/{requester.handle}"
-    assert (await requester.current())["status"] == "pending"
+    # back through the hold cookie, not the handle (it rotates away while the phone signs in)
+    assert response.headers["location"] == "/signin?next=/q/continue"
+    hold = set_cookies(response)["qrl_hold"]
+    assert "HttpOnly" in hold and re.search(r"Max-Age=\d+", hold)
+    state = await requester.current()
+    assert state["status"] == "pending"  # nothing is claimed before someone is signed in
+    assert state["approver_signing_in"] is True
+    # a handle alone learns nothing: an unknown one gets the same reply (its hold is empty)
+    unknown = await site.client().get("/q/" + "A" * len(requester.handle))
+    assert (unknown.status_code, unknown.headers["location"], unknown.content) == (
+        response.status_code,
+        response.headers["location"],
+        response.content,
+    )
+    assert "qrl_hold" in set_cookies(unknown)
+
+
+async def test_first_run_dead_end_the_approval_survives_signing_in_past_a_rotation(
+    site: Site,
+) -> None:
+    requester = await site.new_requester("api", user_agent=CHROME_ON_WINDOWS)
+    client = site.client()
+    first = await client.get(f"/q/{requester.handle}")
+    signin, _ = await page(client, first.headers["location"])
+    assert re.search(
+        r"To approve the sign-in on <strong>Chrome on Windows</strong>, first sign in", signin.text
+    )
+    email = site.new_email()
+    csrf = await ask_for_mail(site, client, email, "/q/continue")
+    site.clock.advance(95)  # reading the mail: the QR's handle rotated three times meanwhile
+    stale = await (await phone(site)).client.get(f"/q/{requester.handle}")
+    assert stale.status_code == 404
+
+    response = await client.post(
+        "/signin/code",
+        data={
+            "csrf": csrf,
+            "email": email,
+            "code": code_in(site.last_mail(email)),
+            "next": "/q/continue",
+        },
+    )
+    assert response.headers["location"] == "/q/continue"
+    resumed = await client.get("/q/continue")
+
+    assert resumed.status_code == 303
+    approval, _ = await page(client, resumed.headers["location"])
+    assert 'id="approve"' in approval.text
+    assert (await requester.current())["status"] == "scanned"
+    assert "qrl_hold" in set_cookies(resumed) and 'Max-Age=0' in set_cookies(resumed)["qrl_hold"]
 
 
 async def test_approval_page_shows_the_requester_with_approve_and_deny(site: Site) -> None:
@@ -152,13 +200,21 @@ async def test_approve_form_shows_the_confirm_code_that_signs_the_requester_in(
 
     response = await approver.client.post(f"/q/{requester.handle}/approve", data={"csrf": csrf})
 
-    assert response.status_code == 200
-    match = re.search(r'id="confirm-code"[^>]*>(\d{3}) (\d{3})<', response.text)
-    assert match, response.text
+    # redirect after POST: Back and reload show the page again, never "resubmit the form?"
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/q/{requester.handle}"
+    shown = await approver.client.get(response.headers["location"])
+    match = re.search(r'id="confirm-code"[^>]*>(\d{3}) (\d{3})<', shown.text)
+    assert match, shown.text
     assert (await requester.current())["status"] == "approved"
     exchanged = await requester.exchange("".join(match.groups()))
     assert exchanged.status_code == 200
     assert exchanged.json()["user"]["id"] == approver.user["id"]
+    # the approval page, reloaded, now says how it ended
+    ended = await approver.client.get(f"/q/{requester.handle}")
+    assert ended.status_code == 200
+    assert re.search(r"<h1[^>]*>Signed in on [^<]+ ✓</h1>", ended.text), ended.text
+    assert 'id="done"' in ended.text
 
 
 async def test_deny_form_denies(site: Site) -> None:
@@ -168,8 +224,9 @@ async def test_deny_form_denies(site: Site) -> None:
 
     response = await approver.client.post(f"/q/{requester.handle}/deny", data={"csrf": csrf})
 
-    assert response.status_code == 200
-    assert 'id="denied-text"' in response.text
+    assert response.status_code == 303
+    shown = await approver.client.get(response.headers["location"])
+    assert 'id="denied-text"' in shown.text
     assert (await requester.current())["status"] == "denied"
 
 
@@ -214,6 +271,48 @@ async def test_unknown_approval_action_is_not_found(site: Site) -> None:
     assert (await requester.current())["status"] == "scanned"
 
 
+async def test_back_and_reload_a_typed_code_redirects_after_post_to_the_approval_page(
+    site: Site,
+) -> None:
+    requester = await site.new_requester("api")
+    approver = await phone(site)
+    _, csrf = await page(approver.client, "/link")
+
+    response = await approver.client.post(
+        "/link", data={"csrf": csrf, "user_code": requester.created["user_code"]}
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/q/{requester.handle}"
+    shown, _ = await page(approver.client, response.headers["location"])
+    assert 'id="approve"' in shown.text
+    assert (await requester.current())["status"] == "scanned"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "title"),
+    [
+        ("GET", "/q/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/approve", 405, "cannot be opened like that"),
+        ("GET", "/no/such/page", 404, "Page not found"),
+    ],
+)
+async def test_wrong_methods_and_unknown_pages_get_an_html_page_the_api_keeps_json(
+    site: Site, method: str, path: str, status: int, title: str
+) -> None:
+    client = site.client()
+
+    person = await client.request(method, path, headers={"accept": "text/html,*/*"})
+    api = await client.request(method, f"/api/v1{path}", headers={"accept": "text/html,*/*"})
+    program = await client.request(method, path)
+
+    assert person.status_code == status
+    assert person.headers["content-type"].startswith("text/html")
+    assert title in person.text and 'href="/"' in person.text
+    assert api.headers["content-type"].startswith("application/json")
+    assert program.status_code == status
+    assert program.headers["content-type"].startswith("application/json")
+
+
 # -- sign in by code -----------------------------------------------------------------------
 
 
@@ -248,13 +347,38 @@ async def test_signin_from_a_qr_link_comes_back_to_the_approval_page(site: Site)
             "csrf": csrf,
             "email": email,
             "code": code_in(site.last_mail(email)),
-            "next": f"/q/{requester.handle}",
+            "next": "/q/continue",
         },
     )
 
-    assert response.headers["location"] == f"/q/{requester.handle}"
-    approval, _ = await page(client, response.headers["location"])
+    assert response.headers["location"] == "/q/continue"
+    resumed = await client.get(response.headers["location"])
+    assert resumed.headers["location"] == f"/q/{requester.handle}"
+    approval, _ = await page(client, resumed.headers["location"])
     assert 'id="approve"' in approval.text
+
+
+async def test_a_hold_whose_request_was_picked_up_elsewhere_says_so(site: Site) -> None:
+    requester = await site.new_requester("api")
+    client = site.client()
+    await client.get(f"/q/{requester.handle}")
+    await (await phone(site)).client.get(f"/q/{requester.handle}")  # another phone claims it
+    email = site.new_email()
+    csrf = await ask_for_mail(site, client, email, "/q/continue")
+    await client.post(
+        "/signin/code",
+        data={
+            "csrf": csrf,
+            "email": email,
+            "code": code_in(site.last_mail(email)),
+            "next": "/q/continue",
+        },
+    )
+
+    resumed = await client.get("/q/continue")
+
+    assert resumed.status_code == 404
+    assert "This sign-in is no longer waiting" in resumed.text
 
 
 OFF_SITE = [
@@ -586,6 +710,72 @@ async def test_over_https_cleared_cookies_are_secure_too(make_site) -> None:
         assert "Path=/" in line, line
 
 
+# -- wording and polish (issue 11 item 16) -------------------------------------------------
+
+
+async def test_wording_started_1_second_ago_is_singular(site: Site) -> None:
+    requester = await site.new_requester("api")
+    approver = await phone(site)
+    site.clock.advance(1)
+
+    response, _ = await page(approver.client, f"/q/{requester.handle}")
+
+    assert re.search(r'id="req-age">1 second ago<', response.text)
+
+
+async def test_wording_a_wrong_typed_code_does_not_ask_the_phone_for_a_new_one(
+    site: Site,
+) -> None:
+    approver = await phone(site)
+    _, csrf = await page(approver.client, "/link")
+
+    response = await approver.client.post("/link", data={"csrf": csrf, "user_code": "999 999"})
+
+    assert response.status_code == 400
+    assert "request a new one" not in response.text
+    assert "Check the code on the other device" in response.text
+
+
+async def test_wording_the_activity_list_shows_a_qr_sign_in_once(site: Site) -> None:
+    approver = await phone(site)
+    requester = await site.new_requester("api")
+    await site.signed_in(requester, approver)
+
+    response, _ = await page(approver.client, "/account")
+
+    assert response.text.count('<span class="event">Device signed in</span>') == 1
+    # the phone's own email sign-in is its only "New session"
+    assert response.text.count('<span class="event">New session</span>') == 1
+    stamp = re.search(r'<time datetime="([^"]+)" data-ts=', response.text)
+    assert stamp and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp.group(1))
+
+
+async def test_wording_device_cards_do_not_repeat_the_device_name(site: Site) -> None:
+    approver = await phone(site)
+    named = await site.new_requester("api", device_name="Office PC", user_agent=CHROME_ON_WINDOWS)
+    await site.signed_in(named, approver)
+
+    response, _ = await page(approver.client, "/account/devices")
+
+    cards = re.findall(r'<li class="card device".*?</li>', response.text, re.S)
+    this_phone = next(c for c in cards if "This device" in c)
+    office = next(c for c in cards if "Office PC" in c)
+    # the phone's name is "Safari on iOS": said once; the named PC also says what it runs
+    assert this_phone.count("Safari on iOS") == 1
+    assert "Chrome on Windows · IP" in office
+
+
+async def test_wording_the_dev_outbox_shows_the_sign_in_link_as_a_link(site: Site) -> None:
+    email = site.new_email()
+    await site.client().post("/api/v1/auth/email/start", json={"email": email})
+
+    response = await site.client().get("/dev/outbox")
+
+    token = link_token_in(site.last_mail(email))
+    link = f"{site.base_url}/auth/email/{token}"
+    assert f'<a href="{link}">{link}</a>' in response.text
+
+
 # -- issue 11 item 6: what the requester calls itself ----------------------------------------
 
 SPOOF = "qrlogin Security Check\u202e — safe\x00 to approve ✅ " + "x" * 70  # over 100 chars
@@ -617,8 +807,9 @@ async def test_requester_device_name_is_cleaned_capped_and_shown_only_as_its_cla
     assert 'id="req-device">' + name.replace("&", "&amp;") + "<" in html
     assert ">Device<" not in html
 
-    approved = await approver.client.post(f"/q/{handle}/approve", data={"csrf": csrf})
-    assert approved.status_code == 200
+    decided = await approver.client.post(f"/q/{handle}/approve", data={"csrf": csrf})
+    assert decided.status_code == 303  # redirect after POST, to the approval page
+    approved = await approver.client.get(decided.headers["location"])
     instruction = re.search(r'id="confirm-code".*?</p>\s*<p>(.*?)</p>', approved.text, re.S)
     assert instruction, approved.text
     assert "Chrome on Windows" in instruction.group(1)
@@ -639,10 +830,11 @@ async def test_the_link_result_shows_the_device_name_only_as_its_claim(site: Sit
     )
     approver = await phone(site)
     _, csrf = await page(approver.client, "/link")
-    response = await approver.client.post(
+    typed = await approver.client.post(
         "/link", data={"csrf": csrf, "user_code": created.json()["user_code"]}
     )
-    assert response.status_code == 200, response.text
+    assert typed.status_code == 303, typed.text  # redirect after POST, to the approval page
+    response = await approver.client.get(typed.headers["location"])
     html = response.text
     assert "\u202e" not in html
     assert "It calls itself “<bdi id=\"req-device\">BankknaB approved ✅</bdi>”" in html

@@ -15,12 +15,13 @@ from qrlogin.core.tokens import (
     code_hmac,
     constant_time_equal,
     derive_handle,
+    new_secret,
     sha256_hex,
     tag_of,
 )
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.base import ApproverView, LoginRequestsBase
-from qrlogin.handshake.views import RequesterInfo
+from qrlogin.handshake.views import ApproverState, RequesterInfo
 from qrlogin.identity.ports import Approver
 from qrlogin.store.records import LoginRequest
 
@@ -64,7 +65,11 @@ class ApproverFlows(LoginRequestsBase):
                 await self.failures.failed(
                     approver.user_id, "user_code", approver.ip, approver.user_agent
                 )
-            raise InvalidCode() from None
+            # the approver cannot make a new code: only the device showing it can
+            raise InvalidCode(
+                "That code is not valid. Check the code on the other device and type it again; "
+                "if it shows none any more, start signing in there again."
+            ) from None
         if self.failures is not None:
             await self.failures.succeeded(approver.user_id)
         return view
@@ -84,6 +89,59 @@ class ApproverFlows(LoginRequestsBase):
         anyone else gets the same reply as an unknown handle. Never approves (requirement 4)."""
         rec, slot = await self._by_handle(handle)
         return await self.claim(rec, approver, via=via, slot=slot)
+
+    async def hold(self, handle: str) -> str:
+        """A browser that is not signed in opened ``handle``: hold the request for it while
+        it signs in, since the handle will have rotated away by then. Returns a hold token
+        for an HttpOnly cookie on that browser (never a URL; stored as SHA-256 only).
+
+        The token is bound only if the handle reaches a pending request; for a claimed,
+        ended or unknown handle it holds nothing, so the reply to a handle alone is the same
+        whatever the request's state (requirement 2). The request stays ``pending``: nothing
+        is claimed before someone is signed in (requirement 3); its requester is told that
+        someone is signing in. A later hold replaces an earlier one."""
+        token = new_secret()
+        try:
+            rec, _ = await self._by_handle(handle)
+        except InvalidHandle:
+            return token
+        now = self.clock.now()
+        if rec.status_at(now) is Status.PENDING:
+            held = await self.store.hold_login_request(rec.id, sha256_hex(token), now)
+            if held is not None:
+                await self._publish(held)
+        return token
+
+    async def held(self, token: str | None) -> LoginRequest | None:
+        """The live request a hold token holds, if any."""
+        rec = await self.store.login_request_by_hold(sha256_hex(token)) if token else None
+        if rec is None or rec.status_at(self.clock.now()).terminal:
+            return None
+        return rec
+
+    async def resume(self, token: str | None, approver: Approver) -> ApproverView:
+        """The browser that held a request is signed in now: claim it as its scan would have
+        (idempotent for that session, like ``scan``). A hold whose request was claimed by
+        someone else, or ended, gets the reply of an unknown handle."""
+        rec = await self.held(token)
+        if rec is None:
+            raise InvalidHandle()
+        return await self.claim(rec, approver, via="qr")
+
+    async def for_approver(self, handle: str, approver: Approver) -> ApproverView:
+        """The request this approver's session claimed through ``handle``, in any state, final
+        ones included (what the approval page and its stream show after the decision)."""
+        rec, _ = await self._by_handle(handle)
+        if not self._claimed_by(rec, approver):
+            raise InvalidHandle()
+        return self._approver_view(rec)
+
+    def approver_state(self, rec: LoginRequest) -> ApproverState:
+        """What the approver's stream says of a request it claimed: its status, why it ended
+        (denied or cancelled), and its version. Nothing it did not already know."""
+        status = rec.status_at(self.clock.now())
+        reason = rec.reason if status in (Status.DENIED, Status.CANCELLED) else None
+        return ApproverState(status=status.value, reason=reason, version=rec.version)
 
     async def claim(
         self, rec: LoginRequest, approver: Approver, *, via: str, slot: int | None = None

@@ -107,6 +107,8 @@ class RequesterFlows(LoginRequestsBase):
             version=rec.version,
             expires_at=rec.expires_at,
             reason=rec.reason if status in (Status.DENIED, Status.CANCELLED) else None,
+            # someone opened the QR on a phone that is signing in first (``ApproverFlows.hold``)
+            approver_signing_in=status is Status.PENDING and rec.held_at is not None,
         )
         if status is Status.PENDING:
             slot_end = self.slot_ends_at(rec, self.slot_at(rec, now))

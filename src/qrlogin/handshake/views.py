@@ -33,6 +33,19 @@ class LoginRequestState(BaseModel):
         default=None, description="Once scanned: the kind of device that scanned (never who)."
     )
     confirm_code_required: bool = False
+    approver_signing_in: bool = Field(
+        default=False,
+        description="While pending: someone opened the QR on a phone that is signing in first.",
+    )
+
+
+class ApproverState(BaseModel):
+    """What the approver's stream says of a request its session claimed: nothing it did not
+    already know."""
+
+    status: str
+    reason: str | None = Field(default=None, description="Why it ended, when denied or cancelled.")
+    version: int
 
 
 class RequesterInfo(BaseModel):

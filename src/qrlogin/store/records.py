@@ -70,6 +70,8 @@ class LoginRequest(_Record):
     scanned_at: float | None = None
     approved_at: float | None = None
     finished_at: float | None = None
+    hold_hash: str | None = None
+    held_at: float | None = None
 
     def status_at(self, now: float) -> Status:
         return effective_status(Status(self.status), self.expires_at, now)

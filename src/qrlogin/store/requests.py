@@ -23,6 +23,7 @@ _LR = login_requests.c
 # the reads behind every requester and approver call, built once (see ``SqlBase._first``)
 _BY_ID = select(login_requests).where(_LR.id == bindparam("id"))
 _BY_HANDLE = select(login_requests).where(_LR.handle_hash == bindparam("tag"))
+_BY_HOLD = select(login_requests).where(_LR.hold_hash == bindparam("hold"))
 _BY_USER_CODE = select(login_requests).where(
     _LR.user_code_hmac == bindparam("code"),
     _LR.expires_at > bindparam("now"),
@@ -80,6 +81,26 @@ class SqlLoginRequests(SqlBase):
     @shielded
     async def login_request_by_user_code(self, code_hmac: str, now: float) -> LoginRequest | None:
         row = await self._first(_BY_USER_CODE, {"code": code_hmac, "now": now})
+        return LoginRequest.from_mapping(row) if row else None
+
+    @shielded
+    async def login_request_by_hold(self, hold_hash: str) -> LoginRequest | None:
+        row = await self._first(_BY_HOLD, {"hold": hold_hash})
+        return LoginRequest.from_mapping(row) if row else None
+
+    @shielded
+    async def hold_login_request(
+        self, request_id: str, hold_hash: str, now: float
+    ) -> LoginRequest | None:
+        """Bind a hold token to a pending, live request (a later hold replaces it) and bump
+        the version, so its requester hears that someone is signing in. Not a transition:
+        the status stays ``pending``. ``None`` if the request is no longer pending."""
+        where = and_(
+            _LR.id == request_id, _LR.status == Status.PENDING.value, _LR.expires_at > now
+        )
+        values = {"hold_hash": hold_hash, "held_at": now, "version": _LR.version + 1}
+        async with self._write() as conn:
+            row = await self._update(conn, login_requests, where, values)
         return LoginRequest.from_mapping(row) if row else None
 
     @shielded

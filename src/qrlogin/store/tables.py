@@ -57,6 +57,10 @@ login_requests = Table(
     Column("scanned_at", Float, nullable=True),
     Column("approved_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
+    # a phone not signed in yet holds the request while it signs in (a cookie holds the
+    # token; ``ApproverFlows.hold``): the token's SHA-256, and since when
+    Column("hold_hash", String(HASH), nullable=True, unique=True),
+    Column("held_at", Float, nullable=True),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
     Index("ix_login_requests_expires_at", "expires_at"),
     Index("ix_login_requests_approver_session_id", "approver_session_id"),

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from functools import partial
 
-from qrlogin.handshake.service import ApproverView
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from qrlogin.handshake.service import ApproverView, LoginRequests
+from qrlogin.handshake.views import ApproverState
+from qrlogin.handshake.watch import Watch
+from qrlogin.store.records import LoginRequest
 from qrlogin.web import deps
-from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, RATE_LIMITED, merge, refusal
+from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, RATE_LIMITED, event_stream, merge, refusal
 from qrlogin.web.schemas import DecisionOut, LinkBody, ScanOut
 from qrlogin.web.security import require_browser_header
+from qrlogin.web.sse import HEARTBEAT, EventStreamResponse, sse_event
 
 router = APIRouter(prefix="/api/v1/scan", tags=["approver"])
 ERRORS = merge(
@@ -36,6 +43,38 @@ async def scan(handle: str, request: Request) -> ScanOut:
     approver = await deps.require_approver(request)
     view = await deps.services(request).login_requests.scan(handle, approver)
     return scan_body(request, view)
+
+
+@router.get(
+    "/{handle}/events",
+    response_class=StreamingResponse,
+    responses=merge(ERRORS, event_stream({"state": ApproverState})),
+)
+async def scan_events(handle: str, request: Request) -> Response:
+    """The approver's stream of a request its session claimed: ``event: state`` with
+    ``{status, reason, version}`` now and at every change (consumed, cancelled, denied,
+    expired), a heartbeat at least every 15 s, and the end after a final state. What the
+    approval page follows after Approve or Deny; anyone else gets the reply of an unknown
+    handle."""
+    approver = await deps.require_approver(request)
+    svc = deps.services(request)
+    lr = svc.login_requests
+    rec = (await lr.for_approver(handle, approver)).request
+    first = b"retry: 3000\n" + sse_event("state", lr.approver_state(rec), rec.version)
+    return EventStreamResponse(
+        Watch(lr, rec, heartbeat=svc.policy.heartbeat),
+        partial(_approver_event, lr),
+        first=first,
+        gauge=svc.metrics.open_streams.labels("scan"),
+        metrics=svc.metrics,
+        route="/api/v1/scan/{handle}/events",
+    )
+
+
+def _approver_event(lr: LoginRequests, changed: LoginRequest | None) -> bytes:
+    if changed is None:
+        return HEARTBEAT
+    return sse_event("state", lr.approver_state(changed), changed.version)
 
 
 async def _decide(request: Request, handle: str, approve: bool) -> DecisionOut:

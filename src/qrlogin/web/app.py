@@ -42,6 +42,18 @@ from qrlogin.web.schemas import ErrorBody
 from qrlogin.web.security import SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
+# what a browser is shown for an address or method nothing serves (the API keeps JSON)
+PAGE_ERRORS = {
+    404: (
+        "Page not found",
+        "There is nothing at this address. Check it, or go to the start page.",
+    ),
+    405: (
+        "This address cannot be opened like that",
+        "It belongs to a button on a form. Go back to the page with the button, or open the "
+        "link from the QR code again.",
+    ),
+}
 STATIC = Path(__file__).with_name("static")
 
 
@@ -163,7 +175,12 @@ def create_app(
         return error_response(InvalidRequest(f"The request is malformed: {problems}."))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if wants_page(request) and exc.status_code in PAGE_ERRORS:  # a person, not a client
+            title, text = PAGE_ERRORS[exc.status_code]
+            response = pages.message(request, title, text, exc.status_code)
+            response.headers.update(exc.headers or {})
+            return response
         if exc.status_code == 404:
             return error_response(NotFound())
         if exc.status_code == 400:  # e.g. a body FastAPI cannot even decode (not UTF-8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,24 +11,55 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from qrlogin.core.errors import InvalidHandle, QrLoginError
 from qrlogin.core.redirects import safe_redirect_path
+from qrlogin.core.tokens import sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.identity.ports import StartedSession
 from qrlogin.web import api_sessions, deps
 from qrlogin.web.api_scan import scan_body
+from qrlogin.web.schemas import ActivityEntry
 from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
 from qrlogin.web.sessions import set_session_cookie
 
 router = APIRouter(include_in_schema=False)  # the built-in accounts' pages
 # the handshake's pages: served in embedded mode too, under the host's prefix
 handshake_router = APIRouter(include_in_schema=False)
+HOLD_PATH = "/q/continue"  # where a phone that signed in to approve comes back to
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 templates.env.filters["isotime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
     "%Y-%m-%d %H:%M UTC"
 )
+# a <time> element's datetime attribute (ISO 8601); the page's script shows it in the
+# browser's locale, the text above is what shows without it
+templates.env.filters["isodatetime"] = lambda ts: datetime.fromtimestamp(float(ts), UTC).strftime(
+    "%Y-%m-%dT%H:%M:%SZ"
+)
+
+
+def ago(seconds: int) -> str:
+    """ "1 second ago", "25 seconds ago", "1 min ago", "4 min ago"."""
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'} ago"
+    return f"{seconds // 60} min ago"
+
+
+templates.env.filters["ago"] = ago
+
+
+def linkify(text: str, origin: str) -> Markup:
+    """Mail text for the dev outbox: escaped, with this site's own links clickable."""
+    parts = re.split(r"(\s+)", text)
+    return Markup("").join(
+        Markup('<a href="{0}">{0}</a>').format(p) if p.startswith(f"{origin}/") else escape(p)
+        for p in parts
+    )
+
+
+templates.env.filters["linkify"] = linkify
 templates.env.globals["linked_by_text"] = {
     "email": "by email",
     "qr": "by scanning a QR code",
@@ -108,6 +140,8 @@ async def home(request: Request) -> Response:
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     public_url = deps.services(request).settings.public_url
+    if await deps.current_session(request) is not None:  # no new QR for someone signed in
+        return render(request, "signed_in.html", link_url=f"{public_url}/link")
     return render(request, "login.html", link_url=f"{public_url}/link")
 
 
@@ -132,8 +166,21 @@ def _approval(request: Request, view: ApproverView) -> Response:
         handle=body.handle,
         req=body.request,
         status=body.status,
+        reason=view.request.reason,
         confirm_code=body.confirm_code,
+        # the Done button: the account here, the host's start page when embedded
+        done_url="/" if deps.services(request).embedded else f"{_base(request)}/account",
     )
+
+
+def _base(request: Request) -> str:
+    return deps.services(request).settings.base_path
+
+
+def _after_decision(request: Request, view: ApproverView) -> Response:
+    """Redirect after POST: Back and reload then show the approval page, not a resubmit."""
+    base = deps.services(request).settings.base_path
+    return RedirectResponse(f"{base}/q/{view.handle}", status_code=303)
 
 
 async def _approval_page(request: Request, handle: str, action: str | None = None) -> Response:
@@ -141,11 +188,13 @@ async def _approval_page(request: Request, handle: str, action: str | None = Non
     lr = deps.services(request).login_requests
     try:
         if action == "approve":
-            view = await lr.approve(handle, approver)
-        elif action == "deny":
-            view = await lr.deny(handle, approver)
-        else:
+            return _after_decision(request, await lr.approve(handle, approver))
+        if action == "deny":
+            return _after_decision(request, await lr.deny(handle, approver))
+        try:
             view = await lr.scan(handle, approver)
+        except InvalidHandle:  # ended: its approver still sees how (signed in, cancelled…)
+            view = await lr.for_approver(handle, approver)
     except InvalidHandle as exc:
         return message(request, "This code cannot be used", exc.message, 404)
     return _approval(request, view)
@@ -174,14 +223,60 @@ async def link_form(request: Request) -> Response:
         if exc.retry_after is not None:
             response.headers["retry-after"] = str(exc.retry_after)
         return response
-    return _approval(request, view)
+    return _after_decision(request, view)
+
+
+@handshake_router.get(HOLD_PATH)  # ahead of /q/{handle}; no handle is this short
+async def resume_page(request: Request) -> Response:
+    """Where a phone that had to sign in first comes back to: its hold cookie (not the QR's
+    handle, long rotated away) leads to the approval page."""
+    if await deps.signed_in_approver(request) is None:
+        return _signin_redirect(request, HOLD_PATH)
+    approver = await deps.require_approver(request)
+    svc = deps.services(request)
+    names = deps.cookie_names(request)
+    response: Response
+    try:
+        view = await svc.login_requests.resume(request.cookies.get(names.hold), approver)
+    except InvalidHandle:
+        response = message(
+            request,
+            "This sign-in is no longer waiting",
+            "It was finished, cancelled or has expired on the other device, or another phone "
+            "picked it up. Show a new code there and scan it again.",
+            404,
+        )
+    else:
+        response = RedirectResponse(f"{svc.settings.base_path}/q/{view.handle}", status_code=303)
+    deps.clear_cookie(request, response, names.hold)
+    return response
 
 
 @handshake_router.get("/q/{handle}")
 async def approve_page(handle: str, request: Request) -> Response:
     if await deps.signed_in_approver(request) is None:
-        return _signin_redirect(request, f"/q/{handle}")
+        return await _hold_and_sign_in(request, handle)
     return await _approval_page(request, handle)
+
+
+async def _hold_and_sign_in(request: Request, handle: str) -> Response:
+    """A phone not signed in opened the QR: hold the request for this browser (a cookie
+    for at most a request's lifetime) and send it to sign in, then to ``HOLD_PATH``. The
+    same reply for every handle, live or not (``ApproverFlows.hold``)."""
+    lr = deps.services(request).login_requests
+    token = await lr.hold(handle)
+    response = _signin_redirect(request, HOLD_PATH)
+    lifetime = int(lr.policy.request_lifetime)
+    deps.set_cookie(request, response, deps.cookie_names(request).hold, token, max_age=lifetime)
+    return response
+
+
+async def held_device(request: Request) -> str | None:
+    """The kind of device ("Chrome on Linux") whose sign-in this browser holds while it
+    signs in, if it holds a live one."""
+    token = request.cookies.get(deps.cookie_names(request).hold)
+    rec = await deps.services(request).login_requests.held(token) if token else None
+    return " on ".join(describe(rec.user_agent)) if rec else None
 
 
 @handshake_router.post("/q/{handle}/{action}")
@@ -197,11 +292,48 @@ async def approve_form(handle: str, action: str, request: Request) -> Response:
 # -- first device: email -------------------------------------------------------------------
 
 
+async def _signin_reason(request: Request, nxt: str) -> str | None:
+    """Why this browser is asked to sign in, when it is on its way to approve a sign-in."""
+    return await held_device(request) if nxt == HOLD_PATH else None
+
+
+async def _signed_out_notice(request: Request) -> str | None:
+    """What ended this browser's session, if its cookie still names a revoked one: who
+    signed it out from where (the activity log's ``session.revoked`` row)."""
+    token = request.cookies.get(deps.cookie_names(request).session)
+    svc = deps.services(request)
+    session = await svc.store.session_by_token_hash(sha256_hex(token)) if token else None
+    if session is None or session.revoked_at is None:
+        return None
+    if session.revoked_reason == "revoked_by_user":
+        for entry in await svc.store.activity(session.user_id):
+            if entry.event == "session.revoked" and entry.session_id == session.id:
+                browser, system = describe(entry.user_agent)
+                return f"You were signed out from {browser} on {system}."
+    return "You were signed out on this device. Sign in again to continue."
+
+
 @router.get("/signin")
 async def signin_page(request: Request, next: str | None = None) -> Response:
-    return render(
-        request, "signin.html", next=safe_redirect_path(next) or "", email="", step="email"
+    nxt = safe_redirect_path(next) or ""
+    if await deps.current_session(request) is not None:
+        if nxt:  # already signed in: on to where signing in would have led
+            return RedirectResponse(nxt, status_code=303)
+        public_url = deps.services(request).settings.public_url
+        return render(request, "signed_in.html", link_url=f"{public_url}/link")
+    notice = await _signed_out_notice(request)
+    response = render(
+        request,
+        "signin.html",
+        next=nxt,
+        email="",
+        step="email",
+        approving=await _signin_reason(request, nxt),
+        signed_out=notice,
     )
+    if notice is not None:  # said once: the cookie of an ended session is of no more use
+        deps.clear_cookie(request, response, deps.cookie_names(request).session)
+    return response
 
 
 @router.post("/signin")
@@ -221,7 +353,14 @@ async def signin_start(request: Request) -> Response:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="email", error=exc.message
         )
-    return render(request, "signin.html", next=nxt, email=email, step="code")
+    return render(
+        request,
+        "signin.html",
+        next=nxt,
+        email=email,
+        step="code",
+        approving=await _signin_reason(request, nxt),
+    )
 
 
 @router.post("/signin/code")
@@ -301,16 +440,34 @@ async def account_page(request: Request) -> Response:
     auth = await deps.current_session(request)
     if auth is None:
         return _signin_redirect(request, "/account")
-    activity = (await api_sessions.activity_of(request, auth.user.id))[:15]
+    activity = one_row_per_sign_in(await api_sessions.activity_of(request, auth.user.id))[:15]
     return render(request, "account.html", session=auth.session, activity=activity)
 
 
+def one_row_per_sign_in(activity: list[ActivityEntry]) -> list[ActivityEntry]:
+    """A QR or code sign-in writes "request.consumed" and "session.created" for one event:
+    the account page lists it once, as the former."""
+    consumed = {a.request_id for a in activity if a.event == "request.consumed"}
+    return [a for a in activity if not (a.event == "session.created" and a.request_id in consumed)]
+
+
 @router.get("/account/devices")
-async def devices_page(request: Request) -> Response:
+async def devices_page(request: Request, signed_out: int | None = None) -> Response:
     if await deps.current_session(request) is None:
         return _signin_redirect(request, "/account/devices")
     devices = await api_sessions.list_sessions(request)
-    return render(request, "devices.html", devices=devices)
+    return render(request, "devices.html", devices=devices, signed_out=signed_out)
+
+
+@router.get("/account/devices/revoke-others")
+async def revoke_others_confirm(request: Request) -> Response:
+    """Asks first: signing every other device out cannot be undone."""
+    if await deps.current_session(request) is None:
+        return _signin_redirect(request, "/account/devices/revoke-others")
+    others = [d for d in await api_sessions.list_sessions(request) if not d.current]
+    if not others:
+        return RedirectResponse(f"{_base(request)}/account/devices", status_code=303)
+    return render(request, "revoke_others.html", devices=others)
 
 
 @router.post("/account/devices/revoke-others")
@@ -318,8 +475,8 @@ async def revoke_others_form(request: Request) -> Response:
     await form_with_csrf(request)
     if await deps.current_session(request) is None:
         return _signin_redirect(request, "/account/devices")
-    await api_sessions.revoke_others_of(request)
-    return RedirectResponse("/account/devices", status_code=303)
+    count = await api_sessions.revoke_others_of(request)
+    return RedirectResponse(f"{_base(request)}/account/devices?signed_out={count}", status_code=303)
 
 
 @router.post("/account/devices/{session_id}/revoke")
@@ -331,7 +488,7 @@ async def revoke_form(session_id: str, request: Request) -> Response:
         await api_sessions.revoke_one(request, session_id)
     except QrLoginError as exc:
         return message(request, "Not found", exc.message, exc.status)
-    return RedirectResponse("/account/devices", status_code=303)
+    return RedirectResponse(f"{_base(request)}/account/devices?signed_out=1", status_code=303)
 
 
 @router.post("/logout")

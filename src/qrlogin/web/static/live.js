@@ -1,10 +1,13 @@
 // Signed-in pages: sign out live when this session is revoked, and show new sign-ins.
 "use strict";
 (() => {
-  const fmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  const fmt = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
   const how = { email: "by email", qr: "by QR", user_code: "by code" };
-  for (const t of document.querySelectorAll("time[data-ts]")) {
-    t.textContent = new Date(Number(t.dataset.ts) * 1000).toLocaleString();
+  // times in the browser's own locale and zone; the server's UTC text stays without script
+  const stamp = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  for (const t of document.querySelectorAll("time[datetime]")) {
+    const when = Date.parse(t.getAttribute("datetime"));
+    if (!Number.isNaN(when)) t.textContent = stamp.format(new Date(when));
   }
   const region = document.getElementById("notices");
   const source = new EventSource("/api/v1/me/events");

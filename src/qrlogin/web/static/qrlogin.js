@@ -23,6 +23,8 @@ const MARKUP = `
   <slot><p class="muted">Getting a sign-in code…</p></slot>
 </div>
 <div id="state-waiting" class="state" hidden>
+  <p id="signing-in" class="info" hidden>Someone opened this code on a phone and is signing in
+    there first. Keep this page open: they can approve on the phone once signed in.</p>
   <slot name="steps">
     <ol class="steps">
       <li>Open this site on your phone, where you are signed in.</li>
@@ -215,6 +217,7 @@ export class QrLogin extends HTMLElement {
     this.#$("countdown").textContent = "";
     this.#$("user-code").textContent = "";
     this.#$("user-code-line").hidden = true;
+    this.#$("signing-in").hidden = true;
   }
 
   async #start(byPerson) {
@@ -473,6 +476,11 @@ export class QrLogin extends HTMLElement {
     switch (state.status) {
       case "pending":
         this.#show("waiting", changed && before ? "Waiting for your phone." : undefined);
+        // a phone opened the QR and signs in before it can approve (approver_signing_in)
+        if (state.approver_signing_in && this.#$("signing-in").hidden) {
+          this.#$("signing-in").hidden = false;
+          this.#$("status").textContent = "Someone is signing in on their phone to approve this.";
+        }
         if (state.user_code && state.qr_url) {
           const link = this.#$("link-url");
           link.textContent = this.#linkUrl(state.qr_url);
