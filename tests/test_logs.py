@@ -229,12 +229,18 @@ async def test_no_secret_token_handle_or_code_reaches_any_log_line(
                 "desk handle": body["qr_url"].rsplit("/q/", 1)[1],
             }
             link_page = await browser.get("/link")
-            linked = await browser.post("/link", data=form(link_page, user_code=body["user_code"]))
+            typed = await browser.post("/link", data=form(link_page, user_code=body["user_code"]))
+            assert typed.status_code == 303, typed.text  # redirect after POST
+            linked = await browser.get(typed.headers["location"])
             assert linked.status_code == 200, linked.text
             approve_action = re.search(r'action="/q/([^/"]+)/approve"', linked.text)
             assert approve_action
             seen["handle from /link"] = approve_action.group(1)
-            done = await browser.post(f"/q/{approve_action.group(1)}/approve", data=form(linked))
+            decided = await browser.post(
+                f"/q/{approve_action.group(1)}/approve", data=form(linked)
+            )
+            assert decided.status_code == 303, decided.text
+            done = await browser.get(decided.headers["location"])
             assert done.status_code == 200, done.text
             shown = re.findall(r"\b\d{3} \d{3}\b", done.text)
             assert shown, done.text

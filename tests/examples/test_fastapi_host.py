@@ -203,7 +203,9 @@ async def test_a_camera_less_sign_in_types_the_user_code_on_the_hosts_signed_in_
         typed = await phone.post(
             "/qr/link", data={"user_code": created["user_code"], "csrf": csrf.group(1)}
         )
-        assert typed.status_code == 200, typed.text
-        assert 'id="approve"' in typed.text
+        assert typed.status_code == 303, typed.text  # redirect after POST, under the mount
+        assert typed.headers["location"].startswith("/qr/q/")
+        approval = await phone.get(typed.headers["location"])
+        assert 'id="approve"' in approval.text
         state = (await desktop.get(f"/qr/api/v1/login-requests/{created['id']}")).json()
         assert state["status"] == "scanned"
