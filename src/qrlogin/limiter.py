@@ -78,6 +78,8 @@ class RateLimiter:
         ipv6_prefix: int = 64,
     ) -> None:
         self.rules = rules
+        # QRLOGIN_RATE_LIMITS=off: nothing is counted at all (not even into the void)
+        self.off = rules == UNLIMITED
         self.ipv6_prefix = ipv6_prefix
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.limiter = self.local
@@ -163,6 +165,8 @@ class RateLimiter:
         concurrent caller may take the last slot of a rule: that hit then fails and the call is
         refused, with the rules hit before it spent. So a race can cost one slot per racing
         call, never let a call through beyond a limit (``hit`` stays the atomic gate)."""
+        if self.off:
+            return
         asked = [(self._item(rule), rule, identifiers) for rule, identifiers in checks]
         # one rule alone needs no test: a refused hit counts nothing
         for item, rule, identifiers in asked if len(asked) > 1 else ():

@@ -59,6 +59,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     (the module docstring says why). ``limits`` is set per server by ``guarded_protocol``."""
 
     limits = ConnectionLimits()
+    # slots: uvicorn's protocol keeps its state in the instance dict, and five more keys there
+    # grow that dict for every connection, a waiting event stream's included
+    __slots__ = ("_cut", "_deadline", "_header_bytes", "_in_body", "_served_app")
 
     def __init__(
         self,
@@ -140,8 +143,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.app = self._busy if busy else self._served_app  # the app uvicorn now starts
         super().on_headers_complete()
-        self._in_body = True
-        self._arm(self.limits.body_timeout)
+        if self._has_body():
+            self._in_body = True
+            self._arm(self.limits.body_timeout)
+        else:  # most requests: nothing more to read, so no clock (one timer less each)
+            self._disarm()
+
+    def _has_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                return True
+        return False
 
     def on_body(self, body: bytes) -> None:
         if self._cut:
