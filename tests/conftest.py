@@ -302,8 +302,9 @@ def make_context(
 ) -> Generator[Callable[..., BrowserContext], None, None]:
     """Factory: `make_context("desktop" | "phone", **new_context_kwargs) -> BrowserContext`.
 
-    Contexts close at teardown; if the test failed, a screenshot of every open page
-    is saved under test-artifacts/<test name>/.
+    Contexts close at teardown, after a screenshot of every page still open is saved under
+    test-artifacts/<test name>/ (the test report's pictures: the pages as each test left
+    them, and what a failing test saw).
     """
     contexts: list[tuple[str, BrowserContext]] = []
 
@@ -319,17 +320,15 @@ def make_context(
     yield new
 
     reports = request.node.stash.get(_reports_key, {})
-    failed = any(r.failed for r in reports.values())
-    if failed:
-        folder = REPO_ROOT / "test-artifacts" / re.sub(r"[^\w.-]+", "_", request.node.nodeid)
-        folder.mkdir(parents=True, exist_ok=True)
+    outcome = "failed" if any(r.failed for r in reports.values()) else "passed"
+    folder = REPO_ROOT / "test-artifacts" / re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+    folder.mkdir(parents=True, exist_ok=True)
     for i, (kind, context) in enumerate(contexts):
-        if failed:
-            for j, page in enumerate(context.pages):
-                try:
-                    page.screenshot(path=str(folder / f"{i}-{kind}-{j}.png"), full_page=True)
-                except Exception as exc:
-                    print(f"could not save a screenshot of {page.url}: {exc}")
+        for j, page in enumerate(context.pages):
+            try:
+                page.screenshot(path=str(folder / f"{outcome}-{i}-{kind}-{j}.png"), full_page=True)
+            except Exception as exc:
+                print(f"could not save a screenshot of {page.url}: {exc}")
         context.close()
 
 
