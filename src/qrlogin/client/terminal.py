@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from qrlogin.client.errors import InvalidCode, QrLoginError
 from qrlogin.client.login import CONFIRM_ATTEMPTS
@@ -99,13 +99,12 @@ def login_command(args: argparse.Namespace) -> int:
     return 0
 
 
-class Screen:
+class Screen(Protocol):
     """What ``login`` shows; ``Terminal`` and ``JsonLines`` are the two faces."""
 
     def started(self, flow: LoginFlow) -> None: ...
     def update(self, state: LoginState) -> None: ...
-    def confirm_code(self, state: LoginState, attempt: int) -> str:
-        raise NotImplementedError
+    def confirm_code(self, state: LoginState, attempt: int) -> str: ...
 
     def signed_in(self, session: Session) -> None: ...
     def failed(self, error: QrLoginError) -> None: ...
