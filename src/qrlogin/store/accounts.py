@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.records import AuditEntry, EmailLogin, KnownBrowser, NewSessionRows, User
-from qrlogin.store.tables import email_logins, known_browsers, refresh_tokens, sessions, users
+from qrlogin.store.tables import email_logins, known_browsers, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
@@ -223,8 +223,5 @@ class SqlAccounts(SqlBase):
             row = await self._update(conn, email_logins, where, {"consumed_at": now})
             if row is None:
                 return False
-            await conn.execute(insert_into(sessions), rows.session.to_row())
-            if rows.refresh is not None:
-                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
-            await self._audit(conn, [rows.audit])
+            await self._insert_session_rows(conn, rows)
         return True

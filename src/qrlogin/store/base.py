@@ -13,9 +13,9 @@ from sqlalchemy import ColumnElement, Insert, Select, Table, insert, select, upd
 from sqlalchemy.engine import RowMapping
 
 from qrlogin.store.engine import Conn, Engine, writer_of
-from qrlogin.store.records import AuditEntry
+from qrlogin.store.records import AuditEntry, NewSessionRows
 from qrlogin.store.sqlite import SqliteEngine
-from qrlogin.store.tables import audit_events
+from qrlogin.store.tables import audit_events, refresh_tokens, sessions
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -101,6 +101,15 @@ class SqlBase:
     ) -> RowMapping | None:
         stmt = update(table).where(where).values(**values).returning(*table.c)
         return (await conn.execute(stmt)).mappings().first()
+
+    @classmethod
+    async def _insert_session_rows(cls, conn: Conn, rows: NewSessionRows) -> None:
+        """A new built-in session, its first refresh token and its activity row, inside the
+        caller's transaction (the one change that starts the session)."""
+        await conn.execute(insert_into(sessions), rows.session.to_row())
+        if rows.refresh is not None:
+            await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+        await cls._audit(conn, [rows.audit])
 
     @staticmethod
     async def _audit(conn: Conn, entries: Iterable[AuditEntry | None]) -> None:

@@ -16,7 +16,7 @@ from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.ports import AuditFor
 from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
-from qrlogin.store.tables import login_requests, refresh_tokens, sessions
+from qrlogin.store.tables import login_requests
 
 _LR = login_requests.c
 
@@ -206,10 +206,8 @@ class SqlLoginRequests(SqlBase):
             rec = await self._transition(conn, request_id, Action.EXCHANGE, now, values, expect)
             if rec is None:
                 return None
-            await conn.execute(insert_into(sessions), rows.session.to_row())
-            if rows.refresh is not None:
-                await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
-            await self._audit(conn, [audit(rec), rows.audit])
+            await self._audit(conn, [audit(rec)])
+            await self._insert_session_rows(conn, rows)
         return rec
 
     @shielded

@@ -8,7 +8,14 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshResult, RefreshToken, Session
+from qrlogin.store.records import (
+    AuditEntry,
+    NewSessionRows,
+    RefreshOutcome,
+    RefreshResult,
+    RefreshToken,
+    Session,
+)
 from qrlogin.store.tables import audit_events, refresh_tokens, sessions
 
 _S = sessions.c
@@ -25,10 +32,7 @@ class SqlSessions(SqlBase):
         self, session: Session, audit: AuditEntry | None, refresh: RefreshToken | None = None
     ) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(sessions), session.to_row())
-            if refresh is not None:
-                await conn.execute(insert_into(refresh_tokens), refresh.to_row())
-            await self._audit(conn, [audit])
+            await self._insert_session_rows(conn, NewSessionRows(session, refresh, audit))
 
     @shielded
     async def insert_refresh_token(self, refresh: RefreshToken) -> None:
