@@ -2,7 +2,8 @@
 
 Measures approval → requester latency with N waiting requesters (SSE) against RFC 8628 polling
 (node oidc-provider 9), what waiting costs the server, and throughput under one load generator
-(wrk, 32 connections) for qrlogin, oidc-provider and an Authlib device-flow server. Prints a
+(wrk, 32 connections) for qrlogin, oidc-provider and an Authlib device-flow server, and RFC 8628
+token polls answered per second by qrlogin and oidc-provider (``--only poll``). Prints a
 table and writes docs/benchmarks.md with a latency plot beside it.
 """
 
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import load, pg, procs, profile, report, waiting
+from bench import load, pg, polls, procs, profile, report, waiting
 
 ROOT = procs.ROOT
 RESULTS = ROOT / "bench" / "results"
@@ -78,6 +79,7 @@ class Run:
     load_after: str = ""
     waiting: list[waiting.WaitingResult] = field(default_factory=list)
     throughput: dict[str, load.WrkResult] = field(default_factory=dict)
+    polls: list[polls.PollRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -239,6 +241,35 @@ def measure_create(run: Run) -> None:
             log(f"  {key}: {r.ok_rps:.0f}/s ok, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx}")
 
 
+def _poll(run: Run, server: procs.Server, target: polls.Target, client_id: str) -> None:
+    codes = RESULTS / f"device-codes-{target.name}.txt"
+    secs = run.plan.wrk_seconds
+    run.polls.append(polls.measure(server, target, client_id, secs, codes, warm=WARM_UP, log=log))
+
+
+def measure_polls(run: Run) -> None:
+    secs = run.plan.wrk_seconds
+    log(f"RFC 8628 token polls, none approved, wrk {load.CONNECTIONS} connections, {secs:g} s each")
+    server = procs.start_qrlogin(RESULTS, settings={"DEVICE_POLL_INTERVAL": "1"})
+    try:
+        client = procs.add_qrlogin_client(server, "bench TV", "--public")
+        _poll(run, server, polls.QRLOGIN, client["client_id"])
+    finally:
+        server.stop()
+    if run.plan.node:
+        server = procs.start_oidc_provider(RESULTS)
+        try:
+            _poll(run, server, polls.OIDC, "bench-device")
+        finally:
+            server.stop()
+    for p in run.polls:
+        log(
+            f"  {p.target}: {p.answered_ps:,.0f} authorization_pending/s over {p.codes:,} codes "
+            f"(each every {p.period:.1f} s), slow_down {p.count('slow_down')}, "
+            f"other {p.count('other')}, p99 {p.result.p99_ms:.1f} ms"
+        )
+
+
 def _signins(servers: list[procs.Server], secs: float) -> load.WrkResult:
     token = _qrlogin_token(servers[0])
     env = {"BENCH_TOKEN": token}
@@ -377,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         help="first wait up to this long for the machine's load to drop",
     )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
-    parser.add_argument("--only", choices=["waiting", "create", "signin"], action="append")
+    parser.add_argument("--only", choices=["waiting", "create", "signin", "poll"], action="append")
     parser.add_argument(
         "--render",
         action="store_true",
@@ -408,13 +439,15 @@ def main(argv: list[str] | None = None) -> int:
         wait_quiet(args.wait_quiet)
     run.load_before = loadavg()
     t0 = time.monotonic()
-    only = set(args.only or ["waiting", "create", "signin"])
+    only = set(args.only or ["waiting", "create", "signin", "poll"])
     if "waiting" in only:
         measure_waiting(run)
     if "create" in only:
         measure_create(run)
     if "signin" in only:
         measure_signins(run)
+    if "poll" in only:
+        measure_polls(run)
     if plan.profile:
         profile_throughput(run)
     run.load_after = loadavg()

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LUA = Path(__file__).resolve().parent / "lua"
@@ -24,6 +24,7 @@ class WrkResult:
     max_ms: float
     completed: int | None = None
     failed: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # a script's own tallies (poll.lua)
 
     @property
     def rps(self) -> float:
@@ -43,6 +44,11 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
+_BASE_KEYS = frozenset(
+    ("requests", "duration_us", "non2xx", "socket_errors", "p50_us", "p99_us", "max_us")
+) | {"completed", "failed"}
+
+
 def _parse(out: str) -> WrkResult:
     for line in out.splitlines():
         if line.startswith("BENCH "):
@@ -57,6 +63,7 @@ def _parse(out: str) -> WrkResult:
                 max_ms=d["max_us"] / 1000,
                 completed=d.get("completed"),
                 failed=d.get("failed"),
+                counts={k: v for k, v in d.items() if k not in _BASE_KEYS},
             )
     raise RuntimeError(f"wrk printed no result:\n{out}")
 

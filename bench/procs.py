@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import resource
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "peers"
@@ -84,6 +86,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
     tmp: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
 
@@ -175,7 +178,10 @@ def start_qrlogin(
     database_url: str | None = None,
     redis_url: str | None = None,
     redis_prefix: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Server:
+    """``qrlogin serve`` on a fresh data dir; ``settings`` are more ``QRLOGIN_*`` variables
+    (names without the prefix, e.g. ``{"DEVICE_POLL_INTERVAL": "1"}``)."""
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="qrlogin-bench-"))
     env = {
@@ -199,6 +205,7 @@ def start_qrlogin(
         env["QRLOGIN_REDIS_URL"] = redis_url
         # channels of this run only, so runs (and instances of other runs) never cross
         env["QRLOGIN_REDIS_PREFIX"] = redis_prefix or f"bench-{secrets.token_hex(4)}"
+    env.update({f"QRLOGIN_{k}": v for k, v in (settings or {}).items()})
     qrlogin = Path(sys.executable).with_name("qrlogin")
     cmd = [str(qrlogin), "serve", "--host", "127.0.0.1", "--port", str(port)]
     state = source_state()
@@ -206,7 +213,24 @@ def start_qrlogin(
         QRLOGIN_SOURCES.append(state)
     server = _start("qrlogin", cmd, port, env, results)
     server.tmp = tmp
+    server.env = env
     return server
+
+
+def add_qrlogin_client(server: Server, name: str, *options: str) -> dict[str, Any]:
+    """``qrlogin clients add --name NAME OPTIONS… --json`` on the server's data dir."""
+    qrlogin = Path(sys.executable).with_name("qrlogin")
+    done = subprocess.run(
+        [str(qrlogin), "clients", "add", "--name", name, *options, "--json"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"qrlogin clients add: {done.stdout}{done.stderr}")
+    registered: dict[str, Any] = json.loads(done.stdout)
+    return registered
 
 
 QRLOGIN_SOURCES: list[str] = []  # the qrlogin source each started server ran

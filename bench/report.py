@@ -184,7 +184,31 @@ def rows(run: Run) -> list[dict[str, Any]]:
             target,
             ok,
         )
+    _poll_rows(run, add)
     return out
+
+
+def _poll_rows(run: Run, add: Any) -> None:
+    sec = "4. RFC 8628 token polls answered per second (wrk, 32 connections, none approved)"
+    names = {
+        "qrlogin": "qrlogin `/oauth/token`, SQLite, interval 1 s",
+        "oidc-provider": "oidc-provider 9 `/token`, in-memory, interval 5 s (RFC default)",
+    }
+    found = {p.target: p for p in getattr(run, "polls", [])}
+    for p in found.values():
+        r = p.result
+        extra = [f"{p.count(k):,} {k}" for k in ("slow_down", "other") if p.count(k)]
+        extra += [f"{r.socket_errors} socket errors"] if r.socket_errors else []
+        add(
+            sec,
+            "`authorization_pending` replies/s; p50 / p99; codes polled round-robin",
+            names.get(p.target, p.target),
+            f"{p.answered_ps:,.0f}/s; {r.p50_ms:.1f} / {r.p99_ms:.1f} ms; {p.codes:,} codes, "
+            f"each polled every {p.period:.1f} s" + "".join(f"; {e}" for e in extra),
+        )
+    if "qrlogin" in found and "oidc-provider" in found:
+        ratio = found["qrlogin"].answered_ps / max(1e-9, found["oidc-provider"].answered_ps)
+        add(sec, "ratio qrlogin / oidc-provider", "qrlogin", f"{ratio:.2f}")
 
 
 def table(run: Run) -> str:
@@ -474,4 +498,12 @@ METHOD = """\
   (`bench/lua/signin.lua`, one thread per connection): create, scan, approve, exchange.
   Two instances share one PostgreSQL database; each gets 16 of the 32 connections. Each
   PostgreSQL run uses a new database (`CREATE DATABASE bench_<random>`), dropped after.
+- **Token polls.** `bench/polls.py`: device codes are made up front (qrlogin: a public client
+  registered with `qrlogin clients add`, `QRLOGIN_DEVICE_POLL_INTERVAL=1`; oidc-provider: its
+  `bench-device` client, no interval sent, so 5 s) and never approved; wrk
+  (`bench/lua/poll.lua`, 2 threads) posts `grant_type=urn:ietf:params:oauth:grant-type:device_code`
+  for them round-robin, with rate × interval × 1.25 codes at least (topped up and run again
+  once when the first run was faster), so no code is polled sooner than its interval. Only
+  `authorization_pending` replies count; qrlogin's `slow_down` (a code polled again within
+  0.8 s) and other replies are shown beside them. oidc-provider never answers `slow_down`.
 """
