@@ -321,6 +321,7 @@ def test_openid_client_device_grant_gets_tokens_once_the_phone_approves(
     assert device["interval"] == 1
 
     phone = sign_in(server, "bob@example.com")  # type: ignore[arg-type]
+    rp.hear("pending")  # openid-client is polling and was told to wait
     linked = phone.http.post("/api/v1/link", json={"user_code": device["user_code"]})
     assert linked.status_code == 200, linked.text
     phone.approve(linked.json()["handle"])
@@ -336,3 +337,5 @@ def test_openid_client_device_grant_gets_tokens_once_the_phone_approves(
     assert done["refresh_token"]
     assert done["userinfo"]["sub"] == claims["sub"]
     assert done["userinfo"]["email"] == "bob@example.com"
+    # openid-client kept to the interval qrlogin asked for: never told to slow down
+    assert set(done["poll_errors"]) == {"authorization_pending"}, done["poll_errors"]

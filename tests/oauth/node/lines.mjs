@@ -21,13 +21,13 @@ export async function hear() {
 /**
  * The client's Configuration from discovery at the issuer (http://127.0.0.1 needs
  * allowInsecureRequests). A client with a secret authenticates with client_secret_basic,
- * a public one with none.
+ * a public one with none. ``fetchHook`` (openid-client's customFetch) sees every request.
  */
-export async function discover({ issuer, client_id, client_secret }) {
+export async function discover({ issuer, client_id, client_secret }, fetchHook = undefined) {
   const auth = client_secret ? client.ClientSecretBasic(client_secret) : client.None()
-  return client.discovery(new URL(issuer), client_id, client_secret ?? undefined, auth, {
-    execute: [client.allowInsecureRequests],
-  })
+  const options = { execute: [client.allowInsecureRequests] }
+  if (fetchHook) options[client.customFetch] = fetchHook
+  return client.discovery(new URL(issuer), client_id, client_secret ?? undefined, auth, options)
 }
 
 /**
