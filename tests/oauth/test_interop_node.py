@@ -3,7 +3,8 @@
 A real ``qrlogin serve --dev`` subprocess on 127.0.0.1; clients registered with
 ``qrlogin clients add --json`` on its data dir; the relying party is a node script in
 tests/oauth/node/ using openid-client's own API (discovery, PKCE, the code exchange with its
-id_token, state, nonce and iss checks, refresh, userinfo, end-session URL, the device grant)
+id_token, state, nonce and iss checks, refresh, userinfo, introspection and revocation,
+end-session URL, the device grant)
 and jose for the id_token's signature against ``/oauth/jwks``. The test is the person: a
 browser (httpx with cookies) signed in through qrlogin's pages, or a phone signed in over
 the API that approves a user code. Script and test talk in JSON lines over stdin/stdout.
@@ -288,6 +289,13 @@ def test_openid_client_signs_in_by_code_with_pkce_refreshes_and_logs_out(
     assert refreshed["userinfo"]["sub"] == claims["sub"]
     if refreshed["claims"] is not None:
         assert refreshed["claims"]["sub"] == claims["sub"]
+
+    if kind == "confidential":
+        active = done["introspection"]["access_token"]
+        assert active["active"] is True, active
+        assert active["client_id"] == registered["client_id"]
+        assert active["sub"] == claims["sub"]
+        assert done["introspection"]["revoked_refresh_token"]["active"] is False
 
     end_session_url = done["end_session_url"]
     assert end_session_url.startswith(f"{server.url}/oauth/logout?")

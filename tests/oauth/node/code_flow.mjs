@@ -1,6 +1,7 @@
 // Authorization code + PKCE, as a relying party using openid-client 6 would do it:
 // discovery, the authorization URL, the code exchange (openid-client checks the id_token,
-// state, nonce and the response's iss), userinfo, a refresh, and the end-session URL.
+// state, nonce and the response's iss), userinfo, a refresh, introspection and revocation
+// (confidential client), and the end-session URL.
 //
 // stdin:  {"issuer", "client_id", "client_secret" (null for a public client), "redirect_uri",
 //          "post_logout_redirect_uri"}, later {"callback_url"}
@@ -40,6 +41,15 @@ run(async () => {
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token)
   const refreshedUserinfo = await client.fetchUserInfo(config, refreshed.access_token, claims.sub)
 
+  // RFC 7662 / 7009 need client authentication: the confidential client only
+  let introspection = null
+  if (rp.client_secret) {
+    const active = await client.tokenIntrospection(config, refreshed.access_token)
+    await client.tokenRevocation(config, refreshed.refresh_token)
+    const revoked = await client.tokenIntrospection(config, refreshed.refresh_token)
+    introspection = { access_token: active, revoked_refresh_token: revoked }
+  }
+
   const logoutState = client.randomState()
   const endSession = client.buildEndSessionUrl(config, {
     id_token_hint: tokens.id_token,
@@ -63,6 +73,7 @@ run(async () => {
       claims: refreshed.claims() ?? null,
       userinfo: refreshedUserinfo,
     },
+    introspection,
     end_session_url: endSession.href,
     logout_state: logoutState,
   })
