@@ -3,11 +3,11 @@
 A real ``qrlogin serve --dev`` subprocess on 127.0.0.1; clients registered with
 ``qrlogin clients add --json`` on its data dir; the relying party is a node script in
 tests/oauth/node/ using openid-client's own API (discovery, PKCE, the code exchange with its
-id_token, state, nonce and iss checks, refresh, userinfo, introspection and revocation,
-end-session URL, the device grant)
-and jose for the id_token's signature against ``/oauth/jwks``. The test is the person: a
-browser (httpx with cookies) signed in through qrlogin's pages, or a phone signed in over
-the API that approves a user code. Script and test talk in JSON lines over stdin/stdout.
+id_token, state, nonce and iss checks, refresh, userinfo, introspection and revocation, the
+end-session URL, the device grant) and jose for the id_token's signature against
+``/oauth/jwks``. The test is the person: a browser (httpx with cookies) signed in through
+qrlogin's pages, or a phone signed in over the API that approves a user code. Script and
+test talk in JSON lines over stdin/stdout.
 """
 
 from __future__ import annotations
