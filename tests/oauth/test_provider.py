@@ -680,3 +680,36 @@ def test_key_rotation_keeps_the_old_key_published_and_signs_with_the_new(
 
     header = _json.loads(_b64.urlsafe_b64decode(after.split(".")[0] + "=="))
     assert header["kid"] == rsa[0] and header["kid"] not in {k["kid"] for k in old_kid}
+
+
+def test_a_device_grant_is_not_exchanged_through_the_requester_api(server: LiveServer) -> None:
+    """The device code is a requester secret, but only its client, at the token endpoint,
+    may turn the approval into tokens (a confidential client's secret is not bypassed)."""
+    client = register(server, redirect_uris=())
+    started = device_start(server, client)
+    phone = sign_in(server)
+    scanned = phone.http.post("/api/v1/link", json={"user_code": started["user_code"]}).json()
+    phone.approve(scanned["handle"])
+    request_id = started["qrlogin_events_uri"].split("/")[-2]
+    r = httpx.post(
+        f"{server.url}/api/v1/login-requests/{request_id}/session",
+        json={},
+        headers={"authorization": f"Bearer {started['device_code']}"},
+        timeout=10,
+    )
+    assert r.status_code == 401 and r.json()["error"] == "invalid_secret"
+    assert poll(server, client, started["device_code"]).status_code == 200
+
+
+def test_login_hint_prefills_the_email_sign_in(server: LiveServer) -> None:
+    client = register(server)
+    _, challenge = pkce()
+    anon = httpx.Client(base_url=server.url, timeout=10, headers={"accept": "text/html"})
+    r = anon.get(
+        "/oauth/authorize", params=auth_params(client, challenge, login_hint="ann@example.com")
+    )
+    page = anon.get(r.headers["location"]).text
+    link = page.split('id="email-signin" href="')[1].split('"')[0].replace("&amp;", "&")
+    signin = anon.get(link).text
+    assert 'value="ann@example.com"' in signin
+    assert 'name="next" value="/oauth/authorize?' in signin  # and back to the app afterwards
