@@ -25,7 +25,9 @@ export async function hear() {
  */
 export async function discover({ issuer, client_id, client_secret }, fetchHook = undefined) {
   const auth = client_secret ? client.ClientSecretBasic(client_secret) : client.None()
-  const options = { execute: [client.allowInsecureRequests] }
+  // enableNonRepudiationChecks: openid-client checks the signatures of the ID Tokens it is
+  // given at the token endpoint too (by default it trusts TLS for those) against the JWKS
+  const options = { execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks] }
   if (fetchHook) options[client.customFetch] = fetchHook
   return client.discovery(new URL(issuer), client_id, client_secret ?? undefined, auth, options)
 }
