@@ -347,3 +347,22 @@ def test_openid_client_device_grant_gets_tokens_once_the_phone_approves(
     assert done["userinfo"]["email"] == "bob@example.com"
     # openid-client kept to the interval qrlogin asked for: never told to slow down
     assert set(done["poll_errors"]) == {"authorization_pending"}, done["poll_errors"]
+
+
+def test_openid_client_device_grant_is_told_access_denied_when_the_phone_denies(
+    server: ServeProcess, node: Any
+) -> None:
+    registered = add_client(server, "node TV", "--public")
+
+    rp = node("device_flow.mjs")
+    rp.tell(issuer=server.url, client_id=registered["client_id"], client_secret=None)
+    device = rp.hear("device")["response"]
+    phone = sign_in(server, "bob@example.com")  # type: ignore[arg-type]
+    rp.hear("pending")
+    linked = phone.http.post("/api/v1/link", json={"user_code": device["user_code"]})
+    assert linked.status_code == 200, linked.text
+    phone.deny(linked.json()["handle"])
+    phone.close()
+
+    refused = rp.hear("error")  # openid-client stops polling with the server's OAuth error
+    assert refused["error"] == "access_denied", refused
