@@ -308,6 +308,14 @@ def test_openid_client_signs_in_by_code_with_pkce_refreshes_and_logs_out(
     assert account.status_code == 303, "the browser is still signed in after the RP's logout"
     assert account.headers["location"].startswith("/signin")
     browser.close()
+    # docs/oidc.md: the logout ends the app's grant from that browser session (and, for the
+    # confidential client, revoking its refresh token ended it already): userinfo says 401
+    after = httpx.get(
+        f"{server.url}/oauth/userinfo",
+        headers={"authorization": f"Bearer {refreshed['access_token']}"},
+        timeout=10,
+    )
+    assert after.status_code == 401, after.text
 
 
 @pytest.mark.parametrize("kind", ["public", "confidential"])
