@@ -1,11 +1,15 @@
-"""``qrlogin serve | migrate | login | whoami | logout | approve``."""
+"""``qrlogin serve | migrate | clients | keys | login | whoami | logout | approve``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from qrlogin.config import ConfigError, Settings, load_settings
@@ -41,8 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.dev:
         where = (
             # the server only: the URL may carry a password
-            f"mail goes to SMTP at {urlsplit(settings.smtp_url).netloc.rsplit('@')[-1]} "
-            "(no outbox)"
+            f"mail goes to SMTP at {urlsplit(settings.smtp_url).netloc.rsplit('@')[-1]} (no outbox)"
             if settings.smtp_url
             else f"mail is printed here and shown at {settings.public_url}/dev/outbox"
         )
@@ -97,6 +100,134 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_store(args: argparse.Namespace, work: Callable[[Any, Settings], Awaitable[int]]) -> int:
+    """Run ``work(store, settings)`` on the database ``qrlogin serve`` uses (migrated first)."""
+    from qrlogin.store.engine import make_engine
+    from qrlogin.store.migrate import upgrade
+    from qrlogin.store.sql import SqlStore
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> int:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            await upgrade(engine)
+            store = SqlStore(engine)
+            return await work(store, settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"client_id": client.id}
+    if secret is not None:
+        out["client_secret"] = secret
+    out.update(
+        name=client.name,
+        redirect_uris=list(client.redirect_uris),
+        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+        public=client.public,
+        first_party=client.first_party,
+        token_endpoint_auth_method="none" if client.public else "client_secret_basic",
+    )
+    return out
+
+
+def _clients_add(args: argparse.Namespace) -> int:
+    from qrlogin.oauth.clients import Clients
+
+    async def work(store: Any, settings: Settings) -> int:
+        try:
+            made = await Clients(store).add(
+                args.name,
+                args.redirect_uri or (),
+                args.post_logout_redirect_uri or (),
+                public=args.public,
+                first_party=args.first_party,
+                now=time.time(),
+            )
+        except ValueError as exc:
+            print(f"qrlogin: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(_client_json(made.client, made.secret), indent=2))
+            return 0
+        print(f"client_id:     {made.client.id}")
+        if made.secret is not None:
+            print(f"client_secret: {made.secret}")
+            print("(the secret is shown this once; only its hash is kept)", file=sys.stderr)
+        print(f"issuer:        {settings.public_url}", file=sys.stderr)
+        return 0
+
+    return _with_store(args, work)
+
+
+def _clients_list(args: argparse.Namespace) -> int:
+    async def work(store: Any, settings: Settings) -> int:
+        clients = await store.list_clients()
+        if args.json:
+            print(json.dumps([_client_json(c) for c in clients], indent=2))
+            return 0
+        if not clients:
+            print("no clients registered (qrlogin clients add --help)", file=sys.stderr)
+        for c in clients:
+            kind = "public" if c.public else "confidential"
+            extra = ", first-party" if c.first_party else ""
+            print(f"{c.id}  {c.name}  ({kind}{extra})  {' '.join(c.redirect_uris)}")
+        return 0
+
+    return _with_store(args, work)
+
+
+def _clients_remove(args: argparse.Namespace) -> int:
+    async def work(store: Any, settings: Settings) -> int:
+        if not await store.delete_client(args.client_id):
+            print(f"qrlogin: no client {args.client_id!r}", file=sys.stderr)
+            return 1
+        print(f"removed {args.client_id}", file=sys.stderr)
+        return 0
+
+    return _with_store(args, work)
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from qrlogin.core.clock import SystemClock
+    from qrlogin.oauth.keys import SigningKeys
+    from qrlogin.services import ID_TOKEN_LIFETIME
+
+    async def work(store: Any, settings: Settings) -> int:
+        keys = SigningKeys(
+            store, SystemClock(), settings.key_bytes(), token_lifetime=ID_TOKEN_LIFETIME
+        )
+        made = await keys.create(args.alg, rotate=True)
+        print(
+            f"new {made.alg} signing key {made.kid}; the previous one is published until the "
+            "tokens it signed have expired",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _with_store(args, work)
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    async def work(store: Any, settings: Settings) -> int:
+        for k in await store.signing_keys(time.time()):
+            state = (
+                "signing"
+                if k.retired_at is None
+                else "retired, published until "
+                + (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(k.expires_at or 0)))
+            )
+            print(f"{k.kid}  {k.alg}  {state}")
+        return 0
+
+    return _with_store(args, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qrlogin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +241,36 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the database")
     migrate.add_argument("--config", metavar="FILE", help="TOML file with settings")
     migrate.set_defaults(func=_migrate)
+    clients = sub.add_parser("clients", help="register the apps that sign in through OpenID")
+    csub = clients.add_subparsers(dest="clients_command", required=True)
+    add = csub.add_parser("add", help="register a client; prints its id (and secret, once)")
+    add.add_argument("--name", required=True, help="shown to people on the consent page")
+    add.add_argument("--redirect-uri", action="append", metavar="URI", help="repeatable")
+    add.add_argument(
+        "--post-logout-redirect-uri", action="append", metavar="URI", help="repeatable"
+    )
+    add.add_argument("--public", action="store_true", help="no secret (native apps, SPAs, CLIs)")
+    add.add_argument("--first-party", action="store_true", help="skip the consent page")
+    add.add_argument("--json", action="store_true")
+    add.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    add.set_defaults(func=_clients_add)
+    ls = csub.add_parser("list", help="list registered clients")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    ls.set_defaults(func=_clients_list)
+    rm = csub.add_parser("remove", help="remove a client")
+    rm.add_argument("client_id")
+    rm.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    rm.set_defaults(func=_clients_remove)
+    keys = sub.add_parser("keys", help="the ID token signing keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    rot = ksub.add_parser("rotate", help="a new signing key; the old one verifies until expiry")
+    rot.add_argument("--alg", choices=["RS256", "ES256"], default="RS256")
+    rot.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    rot.set_defaults(func=_keys_rotate)
+    kls = ksub.add_parser("list", help="list the published keys")
+    kls.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    kls.set_defaults(func=_keys_list)
     # the client's commands: the SDK's terminal face (qrlogin.client.terminal)
     from qrlogin.client.terminal import add_commands
 

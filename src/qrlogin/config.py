@@ -78,6 +78,8 @@ class Settings:
     # the page to come back to (unset: the built-in /signin)
     signin_url: str | None = None
     cookie_stem: str = "qrl_"  # cookie names start with it (after __Host-/__Secure-)
+    # the OpenID Provider: seconds a device grant's client waits between token polls
+    device_poll_interval: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +107,10 @@ class Settings:
         for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"QRLOGIN_{name.upper()} must be a positive number of seconds")
+        if not self.device_poll_interval >= 0:
+            raise ConfigError(
+                "QRLOGIN_DEVICE_POLL_INTERVAL must be a number of seconds (0 or more)"
+            )
         if self.max_connections < 1:
             raise ConfigError("QRLOGIN_MAX_CONNECTIONS must be at least 1")
         if not 1 <= self.ipv6_prefix <= 128:
@@ -157,7 +163,7 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}  # anything else ("0", "off", "false") i
 def _coerce(name: str, raw: Any) -> Any:
     if name in {"dev", "rate_limits"}:
         return raw if isinstance(raw, bool) else str(raw).lower() in _BOOL_TRUE
-    if name in {"header_timeout", "body_timeout", "keepalive_timeout"}:
+    if name in {"header_timeout", "body_timeout", "keepalive_timeout", "device_poll_interval"}:
         try:
             return float(raw)
         except ValueError as exc:

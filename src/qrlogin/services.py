@@ -18,10 +18,15 @@ from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarte
 from qrlogin.limiter import UNLIMITED, Limits, RateLimiter
 from qrlogin.mail import Mailer, OutboxMailer, SmtpMailer, parse_smtp_url
 from qrlogin.metrics import Metrics
+from qrlogin.oauth.device import PollGate
+from qrlogin.oauth.keys import SigningKeys
+from qrlogin.oauth.provider import OpenIDProvider
 from qrlogin.sessions.identity import BuiltinIdentity
 from qrlogin.sessions.service import SessionService
 from qrlogin.store.engine import make_engine
 from qrlogin.store.sql import SqlStore
+
+ID_TOKEN_LIFETIME = 3600.0
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Services:
     guard: AccountGuard
     metrics: Metrics
     outbox: OutboxMailer | None = field(default=None)
+    oauth: OpenIDProvider | None = field(default=None)  # standalone only
 
 
 def make_bus(settings: Settings, metrics: Metrics) -> EventBus:
@@ -133,6 +139,20 @@ def build_services(
         limiter,
         guard,
     )
+    oauth = None
+    if not embedded:
+        oauth = OpenIDProvider(
+            store,
+            builtin_sessions,
+            login_requests,
+            SigningKeys(store, clock, key, token_lifetime=ID_TOKEN_LIFETIME),
+            PollGate(settings.device_poll_interval, settings.redis_url, settings.redis_prefix),
+            clock,
+            policy,
+            issuer=settings.public_url,
+            site_name=settings.site_name,
+            id_token_lifetime=ID_TOKEN_LIFETIME,
+        )
     return Services(
         settings=settings,
         clock=clock,
@@ -150,4 +170,5 @@ def build_services(
         guard=guard,
         metrics=metrics,
         outbox=outbox,
+        oauth=oauth,
     )

@@ -18,6 +18,10 @@ RECORD_TABLES = [
     (records.RefreshToken, tables.refresh_tokens),
     (records.AuditEntry, tables.audit_events),
     (records.KnownBrowser, tables.known_browsers),
+    (records.OAuthClient, tables.oauth_clients),
+    (records.SigningKey, tables.signing_keys),
+    (records.AuthorizationCode, tables.oauth_codes),
+    (records.Consent, tables.oauth_consents),
 ]
 
 

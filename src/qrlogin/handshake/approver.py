@@ -206,6 +206,11 @@ class ApproverFlows(LoginRequestsBase):
         return self._approver_view(new)
 
     def _needs_confirm_code(self, rec: LoginRequest, approver: Approver) -> bool:
+        if rec.client_id is not None:
+            # a device grant (RFC 8628): its client only polls and can take no typed code;
+            # the approval page shows the user code to compare with the device's screen
+            # instead (§5.4)
+            return False
         if self.confirm == "tap":
             return False
         if self.confirm == "auto":

@@ -33,7 +33,11 @@ from qrlogin.store.records import AuditEntry, LoginRequest
 class RequesterFlows(LoginRequestsBase):
     # -- requester -------------------------------------------------------------------------
 
-    async def create(self, device: Device) -> Created:
+    async def create(
+        self, device: Device, *, client_id: str | None = None, scope: str | None = None
+    ) -> Created:
+        """A new login request for ``device``. With ``client_id`` it is an OAuth device
+        grant's (RFC 8628): its session will be that client's, for ``scope``."""
         ip_key = self.limiter.ip_key(device.ip)
         await self.limiter.reserve_all(("create_per_ip", (ip_key,)), ("create_global", ()))
         now = self.clock.now()
@@ -73,6 +77,8 @@ class RequesterFlows(LoginRequestsBase):
             ip_key=ip_key[:64],
             user_code_hmac=self._user_code_hmac(code),
             user_code_seq=seq,
+            client_id=client_id,
+            scope=scope,
         )
         await self.store.insert_login_request(
             rec, self._entry("request.created", rec, device=device)
@@ -159,6 +165,8 @@ class RequesterFlows(LoginRequestsBase):
             api=api,
             login_request_id=rec.id,
             approver_session_id=approver_session,
+            client_id=rec.client_id,
+            scope=rec.scope,
         )
         values, expect = {"finished_at": now}, {"version": rec.version}
 

@@ -75,6 +75,9 @@ class SessionGrant:
     api: bool  # a bearer-token client (tokens in the reply) rather than a browser (a cookie)
     login_request_id: str | None = None
     approver_session_id: str | None = None
+    # a device grant (RFC 8628): the session is that OAuth client's, for that scope only
+    client_id: str | None = None
+    scope: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class BuiltinIdentity:
             linked_from_session_id=grant.approver_session_id,
             login_request_id=grant.login_request_id,
             api=grant.api,
+            client_id=grant.client_id,
+            scope=grant.scope,
         )
         audit = session_entry("session.created", session, svc.clock.now(), grant.device)
         issued, refresh = svc.with_refresh_token(IssuedSession(token, session, user))

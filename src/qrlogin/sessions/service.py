@@ -23,7 +23,12 @@ from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshToken, Sess
 
 log = logging.getLogger("qrlogin.sessions")
 
-LINKED_BY_TEXT = {"email": "by email", "qr": "by QR", "user_code": "by code"}
+LINKED_BY_TEXT = {
+    "email": "by email",
+    "qr": "by QR",
+    "user_code": "by code",
+    "oauth": "through an app's sign-in",
+}
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,13 @@ class SessionService:
         linked_from_session_id: str | None = None,
         login_request_id: str | None = None,
         api: bool = False,
+        client_id: str | None = None,
+        scope: str | None = None,
     ) -> tuple[str, Session]:
         """A session record and its token; the caller stores the record. API clients' access
-        tokens are short-lived and renewed by refresh; browsers' last as long as the session."""
+        tokens are short-lived and renewed by refresh; browsers' last as long as the session.
+        With ``client_id`` the session is an OAuth client's grant: its tokens serve that
+        client only (``authenticate_client``), never qrlogin's own API."""
         token = new_secret()
         now = self.clock.now()
         session = Session(
@@ -110,6 +119,8 @@ class SessionService:
             linked_by=linked_by,
             linked_from_session_id=linked_from_session_id,
             login_request_id=login_request_id,
+            client_id=client_id,
+            scope=scope,
         )
         return token, session
 
@@ -135,8 +146,12 @@ class SessionService:
         mac = hmac.new(self.key, f"{purpose}\x00{refresh_token}".encode(), hashlib.sha256)
         return mac.hexdigest()
 
-    async def refresh(self, refresh_token: str, device: Device) -> IssuedSession:
-        """Rotate a refresh token (RFC 6749 §6, with reuse detection)."""
+    async def refresh(
+        self, refresh_token: str, device: Device, *, client_id: str | None = None
+    ) -> IssuedSession:
+        """Rotate a refresh token (RFC 6749 §6, with reuse detection). ``client_id``: the
+        OAuth client refreshing its own grant; ``None`` for qrlogin's own API clients, who
+        cannot refresh a client's grant (nor a client theirs)."""
         now = self.clock.now()
         new_refresh = self._derive("refresh", refresh_token)
         new_access = self._derive("access", refresh_token)
@@ -153,12 +168,15 @@ class SessionService:
             now,
             self.policy.refresh_retry_window,
             lambda s: session_entry("session.revoked", s, now, device),
+            client_id=client_id,
         )
         if result.outcome is RefreshOutcome.REUSED and result.session is not None:
             log.warning(
                 "refresh token reused; session revoked", extra={"session_id": result.session.id}
             )
             await self.bus.publish(user_channel(result.session.user_id), 0)
+            if self.on_revoked is not None:
+                await self.on_revoked(result.session.id)
         if result.outcome not in (RefreshOutcome.ROTATED, RefreshOutcome.RETRY):
             raise InvalidGrant()
         assert result.session is not None
@@ -171,12 +189,23 @@ class SessionService:
 
     async def authenticate(self, token: str | None) -> Authenticated | None:
         """The live session and user behind ``token``, or ``None``. Moves ``last_seen`` at
-        most once a minute, so most requests write nothing."""
+        most once a minute, so most requests write nothing. An OAuth client's token is not
+        one of qrlogin's own sessions here: it gets ``None`` (``authenticate_client``)."""
+        return await self._authenticate(token, client=False)
+
+    async def authenticate_client(self, token: str | None) -> Authenticated | None:
+        """The live OAuth client grant behind an access token (``Session.client_id`` set),
+        or ``None``: for the OpenID Provider's userinfo and introspection only."""
+        return await self._authenticate(token, client=True)
+
+    async def _authenticate(self, token: str | None, *, client: bool) -> Authenticated | None:
         if not token:
             return None
         session = await self.store.session_by_token_hash(sha256_hex(token))
         now = self.clock.now()
         if session is None or not session.active_at(now, self.policy.session_idle_timeout):
+            return None
+        if (session.client_id is not None) != client:
             return None
         user = await self.store.get_user(session.user_id)
         if user is None:

@@ -15,12 +15,16 @@ from typing import Any, Protocol
 from qrlogin.core.machine import Action
 from qrlogin.store.records import (
     AuditEntry,
+    AuthorizationCode,
+    Consent,
     EmailLogin,
     LoginRequest,
     NewSessionRows,
+    OAuthClient,
     RefreshResult,
     RefreshToken,
     Session,
+    SigningKey,
     User,
 )
 
@@ -186,4 +190,36 @@ class SessionStore(UserStore, Protocol):
         now: float,
         retry_window: float,
         audit_reuse: Callable[[Session], AuditEntry | None],
+        client_id: str | None = None,
     ) -> RefreshResult: ...
+
+
+class OAuthStore(SessionStore, Protocol):
+    """Clients, signing keys, authorization codes and consents, for ``oauth/``; with the
+    sessions their tokens belong to, and the login requests a device grant runs on."""
+
+    async def insert_client(self, client: OAuthClient) -> None: ...
+
+    async def get_client(self, client_id: str) -> OAuthClient | None: ...
+
+    async def list_clients(self) -> list[OAuthClient]: ...
+
+    async def delete_client(self, client_id: str) -> bool: ...
+
+    async def add_signing_key(self, key: SigningKey, retire_keep: float | None) -> None: ...
+
+    async def signing_keys(self, now: float) -> list[SigningKey]: ...
+
+    async def insert_code(self, code: AuthorizationCode) -> None: ...
+
+    async def get_code(self, code_hash: str) -> AuthorizationCode | None: ...
+
+    async def redeem_code(self, code_hash: str, now: float, rows: NewSessionRows) -> bool: ...
+
+    async def get_consent(self, user_id: str, client_id: str) -> Consent | None: ...
+
+    async def save_consent(self, consent: Consent) -> None: ...
+
+    async def login_request_by_secret(self, secret_hash: str) -> LoginRequest | None: ...
+
+    async def session_by_refresh_token(self, token_hash: str) -> Session | None: ...

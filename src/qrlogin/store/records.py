@@ -72,6 +72,8 @@ class LoginRequest(_Record):
     finished_at: float | None = None
     hold_hash: str | None = None
     held_at: float | None = None
+    client_id: str | None = None  # a device grant's OAuth client
+    scope: str | None = None
 
     def status_at(self, now: float) -> Status:
         return effective_status(Status(self.status), self.expires_at, now)
@@ -94,6 +96,8 @@ class Session(_Record):
     access_expires_at: float | None = None
     linked_from_session_id: str | None = None
     login_request_id: str | None = None
+    client_id: str | None = None  # an OAuth client's tokens (usable only by that client)
+    scope: str | None = None
 
     def active_at(self, now: float, idle_timeout: float | None = None) -> bool:
         """Not revoked, within its absolute lifetime, its access token's lifetime, and (when
@@ -154,6 +158,58 @@ class AuditEntry(_Record):
     request_id: str | None = None
     detail: str | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class OAuthClient(_Record):
+    """A registered relying party. ``redirect_uris`` and ``post_logout_redirect_uris`` are
+    JSON lists in the table and tuples here."""
+
+    id: str
+    name: str
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    public: bool
+    first_party: bool
+    created_at: float
+    secret_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class SigningKey(_Record):
+    kid: str
+    alg: str
+    private_jwk: str  # JSON
+    public_jwk: str  # JSON
+    created_at: float
+    retired_at: float | None = None
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizationCode(_Record):
+    code_hash: str
+    client_id: str
+    user_id: str
+    browser_session_id: str
+    redirect_uri: str
+    scope: str
+    auth_time: float
+    amr: str
+    created_at: float
+    expires_at: float
+    nonce: str | None = None
+    code_challenge: str | None = None
+    used_at: float | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Consent(_Record):
+    user_id: str
+    client_id: str
+    scope: str
+    granted_at: float
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,7 @@ class SqlLoginRequests(SqlBase):
         """Bind a hold token to a pending, live request (a later hold replaces it) and bump
         the version, so its requester hears that someone is signing in. Not a transition:
         the status stays ``pending``. ``None`` if the request is no longer pending."""
-        where = and_(
-            _LR.id == request_id, _LR.status == Status.PENDING.value, _LR.expires_at > now
-        )
+        where = and_(_LR.id == request_id, _LR.status == Status.PENDING.value, _LR.expires_at > now)
         values = {"hold_hash": hold_hash, "held_at": now, "version": _LR.version + 1}
         async with self._write() as conn:
             row = await self._update(conn, login_requests, where, values)

@@ -127,10 +127,13 @@ class SqlSessions(SqlBase):
         now: float,
         retry_window: float,
         audit_reuse: Callable[[Session], AuditEntry | None],
+        client_id: str | None = None,
     ) -> RefreshResult:
         """One refresh, atomically. The first use of a token rotates the chain; a repeat within
         the retry window is told to hand out the same new tokens; any later reuse revokes the
-        session the chain belongs to (OAuth 2.0 Security BCP §4.14)."""
+        session the chain belongs to (OAuth 2.0 Security BCP §4.14). Only the session's own
+        client may refresh it (``client_id``; ``None`` for qrlogin's own API clients): any
+        other gets INVALID and changes nothing."""
         async with self._write() as conn:
             row = (
                 (
@@ -151,6 +154,8 @@ class SqlSessions(SqlBase):
             )
             session = Session.from_mapping(srow) if srow else None
             if session is None or session.revoked_at is not None or now >= session.expires_at:
+                return RefreshResult(RefreshOutcome.INVALID, None)
+            if session.client_id != client_id:
                 return RefreshResult(RefreshOutcome.INVALID, None)
             if token.used_at is None:
                 await conn.execute(

@@ -6,12 +6,13 @@ from sqlalchemy import Table, delete, select
 
 from qrlogin.store.accounts import SqlAccounts
 from qrlogin.store.base import shielded
+from qrlogin.store.oauth import SqlOAuth
 from qrlogin.store.requests import SqlLoginRequests
 from qrlogin.store.sessions import SqlSessions
 from qrlogin.store.tables import audit_events, email_logins, known_browsers, login_requests
 
 
-class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
+class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions, SqlOAuth):
     """Every table of qrlogin behind one object. Each public call is shielded from
     cancellation (``base.shielded``)."""
 
@@ -50,4 +51,6 @@ class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions):
         removed += await self.delete_old_sessions(now - keep_sessions, batch)
         removed += await self._delete_older(audit_events, "created_at", now - keep_audit, batch)
         removed += await self._forget_browsers(now - keep_browsers, batch)
+        # a code whose reuse must still be recognised lives a day past its expiry
+        removed += await self._delete_old_codes(now - 86400.0, batch)
         return removed

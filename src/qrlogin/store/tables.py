@@ -6,7 +6,7 @@ Secrets and tokens appear only as SHA-256 (``*_hash``), typed codes only as HMAC
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -61,7 +61,11 @@ login_requests = Table(
     # token; ``ApproverFlows.hold``): the token's SHA-256, and since when
     Column("hold_hash", String(HASH), nullable=True, unique=True),
     Column("held_at", Float, nullable=True),
+    # a device grant (RFC 8628): the OAuth client that asked, and the scope it asked for
+    Column("client_id", String(ID), nullable=True),
+    Column("scope", String(200), nullable=True),
     Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
+    Index("ix_login_requests_secret_hash", "secret_hash"),  # the device code finds it
     Index("ix_login_requests_expires_at", "expires_at"),
     Index("ix_login_requests_approver_session_id", "approver_session_id"),
     Index("ix_login_requests_ip_key", "ip_key"),
@@ -86,6 +90,10 @@ sessions = Table(
     Column("linked_from_session_id", String(ID), nullable=True),
     # unique: a login request can start at most one session, whatever races above it
     Column("login_request_id", String(ID), nullable=True, unique=True),
+    # the OAuth client whose tokens these are (their scope with them): such a session's
+    # tokens serve that client only, never qrlogin's own API or pages (oauth/)
+    Column("client_id", String(ID), nullable=True),
+    Column("scope", String(200), nullable=True),
 )
 
 email_logins = Table(
@@ -141,4 +149,62 @@ audit_events = Table(
     Column("detail", String(200), nullable=True),
     Index("ix_audit_events_user_id_created_at", "user_id", "created_at"),
     Index("ix_audit_events_created_at", "created_at"),
+)
+
+# -- the OpenID Provider (oauth/) ------------------------------------------------------------
+
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(HASH), nullable=True),  # None: a public client
+    Column("redirect_uris", Text, nullable=False),  # JSON list
+    Column("post_logout_redirect_uris", Text, nullable=False),  # JSON list
+    Column("public", Boolean, nullable=False),
+    Column("first_party", Boolean, nullable=False),  # no consent page
+    Column("created_at", Float, nullable=False),
+)
+
+# ID token signing keys: the newest unretired key of an algorithm signs; retired ones are
+# published until ``expires_at`` (when the last token they signed has expired)
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_jwk", Text, nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("retired_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(HASH), primary_key=True),
+    Column("client_id", String(ID), nullable=False),
+    Column("user_id", String(ID), nullable=False),
+    Column("browser_session_id", String(ID), nullable=False),  # the id_token's ``sid``
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("nonce", String(300), nullable=True),
+    Column("code_challenge", String(128), nullable=True),  # PKCE S256
+    Column("auth_time", Float, nullable=False),
+    Column("amr", String(40), nullable=False),  # space-separated
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+    Column("session_id", String(ID), nullable=True),  # the session its tokens belong to
+    Index("ix_oauth_codes_expires_at", "expires_at"),
+)
+
+oauth_consents = Table(
+    "oauth_consents",
+    metadata,
+    Column("user_id", String(ID), primary_key=True),
+    Column("client_id", String(ID), primary_key=True),
+    Column("scope", String(200), nullable=False),  # what the user approved, space-separated
+    Column("granted_at", Float, nullable=False),
 )

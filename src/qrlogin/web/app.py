@@ -23,6 +23,7 @@ from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidRequest, NotFound, QrLoginError
 from qrlogin.core.policy import Policy
 from qrlogin.identity.ports import ApproverIdentity, CodeFailures, SessionStarter
+from qrlogin.oauth.errors import OAuthError
 from qrlogin.services import Services, build_services
 from qrlogin.store.migrate import upgrade
 from qrlogin.web import (
@@ -31,6 +32,8 @@ from qrlogin.web import (
     api_scan,
     api_sessions,
     docs,
+    oauth_api,
+    oauth_pages,
     operations,
     pages,
 )
@@ -132,6 +135,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await gc
             await services.sessions.drain()
+            if services.oauth is not None:
+                await services.oauth.polls.close()
             await services.bus.stop()
             await services.store.close()
 
@@ -155,6 +160,10 @@ def create_app(
                 response.headers["retry-after"] = str(exc.retry_after)
             return response
         return error_response(exc)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth_error(request: Request, exc: OAuthError) -> Response:
+        return oauth_api.oauth_error_response(exc)
 
     async def _failure(request: Request, exc: Exception) -> JSONResponse:
         failed = record_failure(services.metrics, exc, request.method, request.url.path)
@@ -205,6 +214,9 @@ def create_app(
         app.include_router(api_auth.router)
         app.include_router(api_sessions.router)
         app.include_router(pages.router)
+    if services.oauth is not None:  # the OpenID Provider: standalone only
+        app.include_router(oauth_api.router)
+        app.include_router(oauth_pages.router)
     app.include_router(pages.handshake_router)
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

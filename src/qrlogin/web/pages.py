@@ -6,13 +6,14 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from qrlogin.core.codes import display_user_code
 from qrlogin.core.errors import InvalidHandle, QrLoginError
 from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import sha256_hex
@@ -138,11 +139,38 @@ async def home(request: Request) -> Response:
 
 
 @router.get("/login")
-async def login_page(request: Request) -> Response:
-    public_url = deps.services(request).settings.public_url
-    if await deps.current_session(request) is not None:  # no new QR for someone signed in
+async def login_page(
+    request: Request, next: str | None = None, reauth: int = 0, login_hint: str | None = None
+) -> Response:
+    """The QR sign-in page. ``next``: where to go once signed in (a same-origin path, e.g.
+    back to the OpenID Provider's authorization); ``reauth``: show the QR even to a browser
+    that is signed in (an app asked for a fresh sign-in: ``prompt=login``, ``max_age``)."""
+    svc = deps.services(request)
+    public_url = svc.settings.public_url
+    nxt = safe_redirect_path(next) or ""
+    if await deps.current_session(request) is not None and not reauth:
+        if nxt:  # already signed in: on to where signing in would have led
+            return RedirectResponse(nxt, status_code=303)
         return render(request, "signed_in.html", link_url=f"{public_url}/link")
-    return render(request, "login.html", link_url=f"{public_url}/link")
+    return render(
+        request,
+        "login.html",
+        link_url=f"{public_url}/link",
+        next=nxt,
+        app_name=await _app_name(request, nxt),
+        email=(login_hint or "")[:320] if login_hint and "@" in login_hint else "",
+    )
+
+
+async def _app_name(request: Request, nxt: str) -> str | None:
+    """The registered app a sign-in on its way to the authorization endpoint is for."""
+    oauth = deps.services(request).oauth
+    base = deps.services(request).settings.base_path
+    if oauth is None or not nxt.startswith(f"{base}/oauth/authorize?"):
+        return None
+    client_id = parse_qs(urlsplit(nxt).query).get("client_id", [""])[0]
+    client = await oauth.store.get_client(client_id) if client_id else None
+    return client.name if client else None
 
 
 # -- approver ------------------------------------------------------------------------------
@@ -158,8 +186,21 @@ def _signin_redirect(request: Request, path: str) -> Response:
     return RedirectResponse(f"{settings.base_path}/signin?next={back}", status_code=303)
 
 
-def _approval(request: Request, view: ApproverView) -> Response:
+async def _device_grant(request: Request, view: ApproverView) -> tuple[str | None, str | None]:
+    """For a device grant's request (RFC 8628): the registered app's name and the user code
+    the device shows, for the person to compare (§5.4)."""
+    svc = deps.services(request)
+    client_id = view.request.client_id
+    if client_id is None or svc.oauth is None:
+        return None, None
+    client = await svc.oauth.store.get_client(client_id)
+    user_code = display_user_code(svc.login_requests.user_code(view.request))
+    return (client.name if client else "An app"), user_code
+
+
+async def _approval(request: Request, view: ApproverView) -> Response:
     body = scan_body(request, view)
+    app_name, user_code = await _device_grant(request, view)
     return render(
         request,
         "approve.html",
@@ -168,6 +209,8 @@ def _approval(request: Request, view: ApproverView) -> Response:
         status=body.status,
         reason=view.request.reason,
         confirm_code=body.confirm_code,
+        app_name=app_name,
+        user_code=user_code,
         # the Done button: the account here, the host's start page when embedded
         done_url="/" if deps.services(request).embedded else f"{_base(request)}/account",
     )
@@ -197,15 +240,26 @@ async def _approval_page(request: Request, handle: str, action: str | None = Non
             view = await lr.for_approver(handle, approver)
     except InvalidHandle as exc:
         return message(request, "This code cannot be used", exc.message, 404)
-    return _approval(request, view)
+    return await _approval(request, view)
 
 
 @handshake_router.get("/link")
-async def link_page(request: Request) -> Response:
-    """Where an approver types the code a camera-less device shows."""
+async def link_page(request: Request, user_code: str | None = None) -> Response:
+    """Where an approver types the code a camera-less device shows. With ``user_code``
+    (RFC 8628's ``verification_uri_complete``) it opens that request's approval page at
+    once, as scanning its QR code would; the approval still needs a tap."""
     if await deps.signed_in_approver(request) is None:
-        return _signin_redirect(request, "/link")
-    return render(request, "link.html", code="")
+        back = f"/link?user_code={quote(user_code[:20], safe='')}" if user_code else "/link"
+        return _signin_redirect(request, back)
+    if not user_code:
+        return render(request, "link.html", code="")
+    approver = await deps.require_approver(request)
+    try:
+        view = await deps.services(request).login_requests.link(user_code, approver)
+    except QrLoginError as exc:
+        status = exc.status if exc.status in (400, 429) else 400
+        return render(request, "link.html", status, code=user_code[:20], error=exc.message)
+    return _after_decision(request, view)
 
 
 @handshake_router.post("/link")
