@@ -1,0 +1,323 @@
+"""qrlogin as an OpenID Provider, driven by independent Python clients against a real
+``qrlogin serve`` on 127.0.0.1: the RFC 8628 device grant with msal's generic OAuth2 client,
+oauthlib's ``DeviceClient`` (requests-oauthlib) and Authlib's requests ``OAuth2Session``; the
+authorization code flow with PKCE, refresh, userinfo and RP-initiated logout with Authlib's
+Starlette client in a small relying party, a browser (httpx with a cookie jar) in between.
+
+msal and oauthlib verify no id_token signature (msal says so: its claims are "non-validated"),
+so their tokens are checked with PyJWT (msal's own JOSE dependency, and not the joserfc the
+server signs with) against ``/oauth/jwks``; Authlib checks its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import msal.oauth2cli.oidc
+import pytest
+from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
+from authlib.integrations.requests_client import OAuthError
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
+from oauth_support import (
+    QrloginServer,
+    Registered,
+    approve_device,
+    deny_device,
+    serving,
+    user_id,
+)
+from oauthlib.oauth2 import DeviceClient, OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from client.client_support import Approver, sign_in
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SCOPES = ["openid", "email", "profile"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QrloginServer]:
+    with serving(tmp_path_factory.mktemp("qrlogin")) as running:
+        yield running
+
+
+@pytest.fixture
+def phone(server: QrloginServer, request: pytest.FixtureRequest) -> Iterator[Approver]:
+    """A phone signed in (by email code) as a person of this test's own."""
+    signed_in = sign_in(server, f"{request.node.name.replace('_', '-')[:40]}@example.com")
+    try:
+        yield signed_in
+    finally:
+        signed_in.close()
+
+
+def typed(user_code: str) -> str:
+    """A user code as the approver's link form reads it: spaces, dashes and case ignored."""
+    return user_code.replace(" ", "").replace("-", "").upper()
+
+
+def wait_out(interval: float, since: float) -> None:
+    """Sleep until ``interval`` seconds (and a little) have passed since ``since`` (a
+    time.monotonic() reading), so the next poll is not too soon."""
+    time.sleep(max(0.0, since + interval + 0.2 - time.monotonic()))
+
+
+def verified_with_pyjwt(server: QrloginServer, id_token: str, client_id: str) -> dict[str, Any]:
+    """The id_token's claims once PyJWT has checked its signature against the provider's JWKS,
+    its issuer, its audience, and that it has not expired."""
+    keys = jwt.PyJWKSet.from_dict(server.jwks())
+    key = keys[jwt.get_unverified_header(id_token)["kid"]]
+    claims: dict[str, Any] = jwt.decode(
+        id_token,
+        key,
+        algorithms=server.metadata()["id_token_signing_alg_values_supported"],
+        audience=client_id,
+        issuer=server.url,
+        options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+    )
+    return claims
+
+
+def assert_claims_of(claims: dict[str, Any], server: QrloginServer, client_id: str, sub: str):
+    assert claims["iss"] == server.url
+    assert claims["aud"] in (client_id, [client_id])
+    assert claims["sub"] == sub
+    assert isinstance(claims["amr"], list) and claims["amr"], claims
+    assert all(isinstance(method, str) for method in claims["amr"]), claims
+    assert claims["exp"] > claims["iat"]
+
+
+def assert_userinfo(info: dict[str, Any], sub: str, email: str) -> None:
+    assert info["sub"] == sub
+    assert info["email"] == email
+
+
+def assert_token_reply(token: dict[str, Any]) -> None:
+    assert token["token_type"].lower() == "bearer"
+    assert token["access_token"] and token["refresh_token"] and token["id_token"]
+    assert int(token["expires_in"]) > 0
+
+
+# --------------------------------------------------------------------------- device grant
+
+
+def test_msal_device_flow_is_pending_until_the_phone_approves_then_gets_verified_tokens(
+    server: QrloginServer, phone: Approver
+) -> None:
+    tv = server.add_client("Living-room TV (msal)", public=True)
+    app = msal.oauth2cli.oidc.Client(server.metadata(), tv.client_id, timeout=10)
+
+    flow = app.initiate_device_flow(scope=SCOPES)
+    assert flow["verification_uri"] == f"{server.url}/link"
+    complete = urlsplit(flow["verification_uri_complete"])
+    assert f"{complete.scheme}://{complete.netloc}{complete.path}" == f"{server.url}/link"
+    assert typed(parse_qs(complete.query)["user_code"][0]) == typed(flow["user_code"])
+    assert flow["interval"] == 1
+
+    # one poll, no loop: the phone has not approved yet
+    pending = app.obtain_token_by_device_flow(flow, exit_condition=lambda flow: True)
+    assert pending["error"] == "authorization_pending", pending
+    polled = time.monotonic()
+
+    approve_device(phone, flow["user_code"])
+    wait_out(flow["interval"], polled)
+    deadline = time.monotonic() + 30
+    result = app.obtain_token_by_device_flow(
+        flow, exit_condition=lambda flow: time.monotonic() > deadline
+    )
+    assert "error" not in result, result
+    assert_token_reply(result)
+    sub = user_id(phone)
+    claims = verified_with_pyjwt(server, result["id_token"], tv.client_id)
+    assert claims == result["id_token_claims"]  # what msal decoded, unchecked, is what we checked
+    assert_claims_of(claims, server, tv.client_id, sub)
+    assert claims["email"] == phone.email
+
+    info = httpx.get(
+        server.metadata()["userinfo_endpoint"],
+        headers={"authorization": f"Bearer {result['access_token']}"},
+        timeout=10,
+    )
+    assert info.status_code == 200, info.text
+    assert_userinfo(info.json(), sub, phone.email)
+
+    refreshed = app.obtain_token_by_refresh_token(result["refresh_token"])
+    assert "error" not in refreshed, refreshed
+    assert refreshed["access_token"] != result["access_token"]
+
+
+def oauthlib_device_session(
+    server: QrloginServer, monkeypatch: pytest.MonkeyPatch, name: str
+) -> tuple[Registered, OAuth2Session, dict[str, Any]]:
+    """A public device client with oauthlib's DeviceClient in a requests-oauthlib session,
+    and the device_authorization reply it got."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the test server is plain http
+    registered = server.add_client(name, public=True)
+    session = OAuth2Session(client=DeviceClient(registered.client_id), scope=SCOPES)
+    started = session.post(
+        server.metadata()["device_authorization_endpoint"],
+        data={"client_id": registered.client_id, "scope": " ".join(SCOPES)},
+        timeout=10,
+    )
+    assert started.status_code == 200, started.text
+    return registered, session, started.json()
+
+
+def oauthlib_poll(server: QrloginServer, session: OAuth2Session, device_code: str) -> Any:
+    return session.fetch_token(
+        server.metadata()["token_endpoint"],
+        device_code=device_code,
+        include_client_id=True,  # a public client: client_id in the body, no Basic auth
+        timeout=10,
+    )
+
+
+def test_oauthlib_device_client_gets_tokens_once_the_phone_approves(
+    server: QrloginServer, phone: Approver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli, session, flow = oauthlib_device_session(server, monkeypatch, "Build box (oauthlib)")
+    assert flow["interval"] == 1 and flow["expires_in"] > 0
+
+    with pytest.raises(OAuth2Error) as pending:
+        oauthlib_poll(server, session, flow["device_code"])
+    assert pending.value.error == "authorization_pending"
+    polled = time.monotonic()
+
+    approve_device(phone, flow["user_code"])
+    wait_out(flow["interval"], polled)
+    token = oauthlib_poll(server, session, flow["device_code"])
+    assert_token_reply(token)
+    assert sorted(token["scope"]) == sorted(SCOPES)
+
+    sub = user_id(phone)
+    claims = verified_with_pyjwt(server, token["id_token"], cli.client_id)
+    assert_claims_of(claims, server, cli.client_id, sub)
+
+    info = session.get(server.metadata()["userinfo_endpoint"], timeout=10)  # token in the header
+    assert info.status_code == 200, info.text
+    assert_userinfo(info.json(), sub, phone.email)
+
+
+def test_oauthlib_device_client_is_told_access_denied_when_the_phone_denies(
+    server: QrloginServer, phone: Approver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, session, flow = oauthlib_device_session(server, monkeypatch, "Kiosk (oauthlib)")
+
+    deny_device(phone, flow["user_code"])
+    with pytest.raises(OAuth2Error) as denied:
+        oauthlib_poll(server, session, flow["device_code"])
+    assert denied.value.error == "access_denied"
+
+
+def test_authlib_device_flow_confidential_client_tokens_refresh_introspect_and_revoke(
+    server: QrloginServer, phone: Approver
+) -> None:
+    registered = server.add_client("Printer (Authlib)")
+    meta = server.metadata()
+    session = AuthlibSession(
+        registered.client_id,
+        registered.client_secret,
+        token_endpoint_auth_method="client_secret_basic",
+        timeout=10,
+    )
+    # RFC 8628 §3.1: a confidential client authenticates at the device endpoint too
+    started = session.post(
+        meta["device_authorization_endpoint"],
+        data={"scope": " ".join(SCOPES)},
+        auth=session.client_auth("client_secret_basic"),
+        withhold_token=True,
+    )
+    assert started.status_code == 200, started.text
+    flow = started.json()
+
+    approve_device(phone, flow["user_code"])
+    token = session.fetch_token(
+        meta["token_endpoint"], grant_type=DEVICE_GRANT, device_code=flow["device_code"]
+    )
+    assert_token_reply(token)
+
+    # Authlib's own OpenID Connect checks (its Starlette/Flask clients do the same)
+    decoded = joserfc_jwt.decode(
+        token["id_token"],
+        KeySet.import_key_set(server.jwks()),
+        registry=JWSRegistry(algorithms=meta["id_token_signing_alg_values_supported"]),
+    )
+    id_token = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        {
+            "iss": {"essential": True, "value": server.url},
+            "sub": {"essential": True, "value": user_id(phone)},
+            "amr": {"essential": True},
+            "auth_time": {"essential": True},
+        },
+        {"client_id": registered.client_id, "access_token": token["access_token"]},
+    )
+    id_token.validate()
+    assert_claims_of(dict(id_token), server, registered.client_id, user_id(phone))
+
+    info = session.get(meta["userinfo_endpoint"])
+    assert info.status_code == 200, info.text
+    assert_userinfo(info.json(), user_id(phone), phone.email)
+
+    first_access = token["access_token"]
+    refreshed = session.refresh_token(meta["token_endpoint"])
+    assert refreshed["access_token"] != first_access
+    assert session.get(meta["userinfo_endpoint"]).status_code == 200
+
+    introspected = session.introspect_token(
+        meta["introspection_endpoint"], token=refreshed["access_token"]
+    )
+    assert introspected.status_code == 200, introspected.text
+    assert introspected.json()["active"] is True
+    assert introspected.json()["client_id"] == registered.client_id
+
+    revoked = session.revoke_token(meta["revocation_endpoint"], token=refreshed["refresh_token"])
+    assert revoked.status_code == 200, revoked.text
+    after = session.introspect_token(
+        meta["introspection_endpoint"], token=refreshed["access_token"]
+    )
+    assert after.json() == {"active": False}
+    with pytest.raises(OAuthError) as refused:
+        session.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
+    assert refused.value.error == "invalid_grant"
+
+
+@pytest.mark.slow
+def test_polling_faster_than_the_interval_is_told_slow_down(
+    server: QrloginServer, phone: Approver
+) -> None:
+    tv = server.add_client("Impatient TV (httpx)", public=True)
+    meta = server.metadata()
+    started = httpx.post(
+        meta["device_authorization_endpoint"],
+        data={"client_id": tv.client_id, "scope": "openid"},
+        timeout=10,
+    )
+    assert started.status_code == 200, started.text
+    flow = started.json()
+    poll = {
+        "grant_type": DEVICE_GRANT,
+        "device_code": flow["device_code"],
+        "client_id": tv.client_id,
+    }
+
+    first = httpx.post(meta["token_endpoint"], data=poll, timeout=10)
+    assert (first.status_code, first.json()["error"]) == (400, "authorization_pending")
+    again = httpx.post(meta["token_endpoint"], data=poll, timeout=10)
+    assert (again.status_code, again.json()["error"]) == (400, "slow_down")
+    told = time.monotonic()
+
+    # RFC 8628 §3.5: after slow_down the client waits 5 s more than before, from then on
+    approve_device(phone, flow["user_code"])
+    wait_out(flow["interval"] + 5, told)
+    done = httpx.post(meta["token_endpoint"], data=poll, timeout=10)
+    assert done.status_code == 200, done.text
+    assert done.json()["access_token"]
