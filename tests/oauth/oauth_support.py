@@ -249,27 +249,37 @@ def submit(browser: httpx.Client, page: httpx.Response, button_id: str) -> httpx
 
 def sign_in_browser(server: QrloginServer, email: str) -> httpx.Client:
     """A browser signed in to qrlogin through its pages by the email code (read from the dev
-    outbox): ``GET /signin``, ``POST /signin``, ``POST /signin/code``. Its cookie jar holds
-    the session cookie; it follows no redirect unless asked."""
-    browser = httpx.Client(
-        timeout=10, headers={"user-agent": "Mozilla/5.0 (X11; Linux) Firefox/140"}
-    )
-    page = browser.get(f"{server.url}/signin")
+    outbox). Its cookie jar holds the session cookie; it follows no redirect unless asked."""
+    browser = new_browser()
+    done = sign_in_through_pages(browser, server, email)
+    assert done.status_code == 303, done.text
+    me = browser.get(f"{server.url}/api/v1/me")
+    assert me.status_code == 200, me.text
+    assert me.json()["user"]["email"] == email
+    return browser
+
+
+def new_browser() -> httpx.Client:
+    return httpx.Client(timeout=10, headers={"user-agent": "Mozilla/5.0 (X11; Linux) Firefox/140"})
+
+
+def sign_in_through_pages(
+    browser: httpx.Client, server: QrloginServer, email: str, next: str = ""
+) -> httpx.Response:
+    """``GET /signin?next=…``, ``POST /signin`` (the email), ``POST /signin/code`` (the code
+    from the dev outbox): the reply to the last, a 303 to ``next`` with the session cookie."""
+    page = browser.get(f"{server.url}/signin", params={"next": next} if next else None)
     assert page.status_code == 200, page.text
     asked = browser.post(
         f"{server.url}/signin", data={**form_of(page.text, "/signin").fields, "email": email}
     )
     assert asked.status_code == 200, asked.text
     code_form = form_of(asked.text, "/signin/code")
-    done = browser.post(
+    assert code_form.fields.get("next", "") == next
+    return browser.post(
         f"{server.url}/signin/code",
         data={**code_form.fields, "code": outbox_code(server, email)},
     )
-    assert done.status_code == 303, done.text
-    me = browser.get(f"{server.url}/api/v1/me")
-    assert me.status_code == 200, me.text
-    assert me.json()["user"]["email"] == email
-    return browser
 
 
 def form_of(page: str, action: str) -> Form:

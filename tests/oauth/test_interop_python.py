@@ -10,8 +10,11 @@ server signs with) against ``/oauth/jwks``; Authlib checks its own."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +24,7 @@ import msal.oauth2cli.oidc
 import pytest
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
 from authlib.integrations.requests_client import OAuthError
+from authlib.integrations.starlette_client import OAuth
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
@@ -30,13 +34,24 @@ from oauth_support import (
     Registered,
     approve_device,
     deny_device,
+    new_browser,
     serving,
+    sign_in_browser,
+    sign_in_through_pages,
+    submit,
     user_id,
 )
 from oauthlib.oauth2 import DeviceClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from client.client_support import Approver, sign_in
+from support import LiveServer, start_live_server
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPES = ["openid", "email", "profile"]
@@ -49,9 +64,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QrloginServer]:
 
 
 @pytest.fixture
-def phone(server: QrloginServer, request: pytest.FixtureRequest) -> Iterator[Approver]:
+def phone(server: QrloginServer) -> Iterator[Approver]:
     """A phone signed in (by email code) as a person of this test's own."""
-    signed_in = sign_in(server, f"{request.node.name.replace('_', '-')[:40]}@example.com")
+    signed_in = sign_in(server, f"phone-{secrets.token_hex(4)}@example.com")
     try:
         yield signed_in
     finally:
@@ -321,3 +336,234 @@ def test_polling_faster_than_the_interval_is_told_slow_down(
     done = httpx.post(meta["token_endpoint"], data=poll, timeout=10)
     assert done.status_code == 200, done.text
     assert done.json()["access_token"]
+
+
+# --------------------------------------------------------------------------- authorization code
+
+
+@dataclass
+class RelyingParty:
+    """A Starlette app signing people in with Authlib's Starlette client, served by uvicorn on
+    127.0.0.1. ``kept["token"]`` is the token Authlib got last."""
+
+    url: str
+    client: Registered
+    live: LiveServer
+    kept: dict[str, Any]
+
+
+def relying_party_app(
+    server: QrloginServer, client: Registered, url: str, kept: dict[str, Any]
+) -> Starlette:
+    oauth = OAuth()
+    oauth.register(
+        "qrlogin",
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        server_metadata_url=f"{server.url}/.well-known/openid-configuration",
+        client_kwargs={"scope": " ".join(SCOPES), "code_challenge_method": "S256", "timeout": 10},
+    )
+    provider = oauth.create_client("qrlogin")
+
+    async def login(request: Request) -> Response:
+        response: Response = await provider.authorize_redirect(request, f"{url}/callback")
+        return response
+
+    async def callback(request: Request) -> Response:
+        try:
+            # checks state, sends the PKCE verifier, verifies the id_token against the JWKS
+            # (signature, iss, aud, exp, nonce, at_hash) and the claims asked for here
+            token = await provider.authorize_access_token(
+                request,
+                claims_options={
+                    "iss": {"essential": True, "value": server.url},
+                    "sub": {"essential": True},
+                    "amr": {"essential": True},
+                    "sid": {"essential": True},
+                    "auth_time": {"essential": True},
+                },
+            )
+        except OAuthError as error:
+            return JSONResponse({"error": error.error}, status_code=400)
+        kept["token"] = token
+        return JSONResponse(
+            {"iss": request.query_params.get("iss"), "userinfo": dict(token["userinfo"])}
+        )
+
+    async def refresh(request: Request) -> Response:
+        before = kept["token"]
+        after = await provider.fetch_access_token(
+            grant_type="refresh_token", refresh_token=before["refresh_token"]
+        )
+        kept["token"] = {**before, **after}
+        return JSONResponse({"new_access_token": after["access_token"] != before["access_token"]})
+
+    async def me(request: Request) -> Response:
+        return JSONResponse(dict(await provider.userinfo(token=kept["token"])))
+
+    async def logout(request: Request) -> Response:
+        response: Response = await provider.logout_redirect(
+            request,
+            post_logout_redirect_uri=f"{url}/logged-out",
+            id_token_hint=kept["token"]["id_token"],
+        )
+        return response
+
+    async def logged_out(request: Request) -> Response:
+        await provider.validate_logout_response(request)  # the state it sent came back
+        return JSONResponse({"signed_out": True})
+
+    return Starlette(
+        routes=[
+            Route("/login", login),
+            Route("/callback", callback),
+            Route("/refresh", refresh),
+            Route("/me", me),
+            Route("/logout", logout),
+            Route("/logged-out", logged_out),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware, secret_key=secrets.token_urlsafe(), session_cookie="rp_session"
+            )
+        ],
+    )
+
+
+@contextmanager
+def relying_party(
+    server: QrloginServer, name: str, *, public: bool, first_party: bool
+) -> Iterator[RelyingParty]:
+    """The relying party, registered (once its port is known) with its callback and its
+    signed-out page."""
+    made: dict[str, Any] = {"kept": {}}
+
+    def make_app(url: str) -> tuple[None, Starlette]:
+        made["client"] = server.add_client(
+            name,
+            redirect_uris=(f"{url}/callback",),
+            post_logout_redirect_uris=(f"{url}/logged-out",),
+            public=public,
+            first_party=first_party,
+        )
+        return None, relying_party_app(server, made["client"], url, made["kept"])
+
+    live = start_live_server(make_app)
+    try:
+        yield RelyingParty(live.url, made["client"], live, made["kept"])
+    finally:
+        live.stop()
+    assert not live.server_errors, "\n".join(live.server_errors)
+
+
+def browser_user(browser: httpx.Client, server: QrloginServer) -> dict[str, Any]:
+    me = browser.get(f"{server.url}/api/v1/me")
+    assert me.status_code == 200, me.text
+    user: dict[str, Any] = me.json()["user"]
+    return user
+
+
+def authorization_request(went: httpx.Response, server: QrloginServer) -> httpx.URL:
+    """The authorization request the relying party sent the browser with, on the way to
+    ``went``; Authlib asked for PKCE S256 and put a nonce and a state in it."""
+    authorize = httpx.URL(server.metadata()["authorization_endpoint"])
+    hops = [*went.history, went]
+    asked = next(hop.url for hop in hops if hop.url.copy_with(query=None) == authorize)
+    assert asked.params["code_challenge_method"] == "S256" and asked.params["code_challenge"]
+    assert asked.params["nonce"] and asked.params["state"]
+    assert asked.params["client_id"] and asked.params["response_type"] == "code"
+    return asked
+
+
+def assert_signed_in_at_the_rp(
+    arrived: httpx.Response, rp: RelyingParty, server: QrloginServer, user: dict[str, Any]
+) -> None:
+    assert arrived.status_code == 200, arrived.text
+    assert arrived.url.path == "/callback" and str(arrived.url).startswith(rp.url)
+    body = arrived.json()
+    assert body["iss"] == server.url  # RFC 9207
+    assert_claims_of(body["userinfo"], server, rp.client.client_id, user["id"])
+    assert body["userinfo"]["email"] == user["email"]
+
+
+def refresh_userinfo_and_sign_out(
+    browser: httpx.Client, rp: RelyingParty, server: QrloginServer, user: dict[str, Any]
+) -> None:
+    refreshed = browser.get(f"{rp.url}/refresh")
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json() == {"new_access_token": True}
+
+    info = browser.get(f"{rp.url}/me")
+    assert info.status_code == 200, info.text
+    assert_userinfo(info.json(), user["id"], user["email"])
+
+    out = browser.get(f"{rp.url}/logout", follow_redirects=True)
+    assert out.status_code == 200, out.text
+    assert str(out.url).startswith(f"{rp.url}/logged-out?")
+    assert out.json() == {"signed_out": True}
+    passed = [str(hop.url) for hop in out.history]
+    assert any(hop.startswith(server.metadata()["end_session_endpoint"]) for hop in passed)
+    # the state Authlib sent is the one it got back (validate_logout_response checked it)
+    sent = parse_qs(urlsplit(next(h for h in passed if "/oauth/logout" in h)).query)
+    assert parse_qs(out.url.query.decode())["state"] == sent["state"]
+
+    # and the browser's qrlogin session is over
+    assert browser.get(f"{server.url}/api/v1/me").status_code == 401
+
+
+def test_authlib_starlette_rp_signs_a_browser_in_to_a_first_party_client_without_consent(
+    server: QrloginServer,
+) -> None:
+    browser = sign_in_browser(server, "first-party@example.com")
+    user = browser_user(browser, server)
+    with relying_party(server, "Intranet (Authlib)", public=False, first_party=True) as rp:
+        arrived = browser.get(f"{rp.url}/login", follow_redirects=True)
+        authorization_request(arrived, server)
+        assert_signed_in_at_the_rp(arrived, rp, server, user)
+        refresh_userinfo_and_sign_out(browser, rp, server, user)
+
+
+def test_authlib_starlette_rp_public_client_signs_in_after_the_person_consents(
+    server: QrloginServer,
+) -> None:
+    browser = sign_in_browser(server, "consents@example.com")
+    user = browser_user(browser, server)
+    with relying_party(server, "Photo app (Authlib)", public=True, first_party=False) as rp:
+        consent = browser.get(f"{rp.url}/login", follow_redirects=True)
+        assert consent.status_code == 200, consent.text
+        assert str(consent.url).startswith(server.url)
+        assert "Photo app (Authlib)" in consent.text
+        authorization_request(consent, server)
+        arrived = submit(browser, consent, "approve")
+        assert_signed_in_at_the_rp(arrived, rp, server, user)
+        refresh_userinfo_and_sign_out(browser, rp, server, user)
+
+
+def test_authlib_starlette_rp_is_told_access_denied_when_the_person_declines(
+    server: QrloginServer,
+) -> None:
+    browser = sign_in_browser(server, "declines@example.com")
+    with relying_party(server, "Nosy app (Authlib)", public=False, first_party=False) as rp:
+        consent = browser.get(f"{rp.url}/login", follow_redirects=True)
+        refused = submit(browser, consent, "deny")
+        assert refused.url.path == "/callback" and str(refused.url).startswith(rp.url)
+        assert (refused.status_code, refused.json()) == (400, {"error": "access_denied"})
+        assert "token" not in rp.kept
+
+
+def test_a_browser_not_signed_in_signs_in_first_and_comes_back_to_the_client(
+    server: QrloginServer,
+) -> None:
+    browser = new_browser()
+    with relying_party(server, "Wiki (Authlib)", public=False, first_party=True) as rp:
+        sent = browser.get(f"{rp.url}/login", follow_redirects=True)
+        assert sent.status_code == 200, sent.text
+        assert sent.url.path == "/login" and str(sent.url).startswith(server.url)
+        back_to = sent.url.params["next"]
+        asked = authorization_request(sent, server)
+        assert back_to == f"{asked.path}?{asked.query.decode()}"
+
+        signed_in = sign_in_through_pages(browser, server, "newcomer@example.com", back_to)
+        assert (signed_in.status_code, signed_in.headers["location"]) == (303, back_to)
+        arrived = browser.get(f"{server.url}{back_to}", follow_redirects=True)
+        assert_signed_in_at_the_rp(arrived, rp, server, browser_user(browser, server))
