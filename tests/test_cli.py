@@ -209,3 +209,72 @@ def test_the_start_up_line_says_when_dev_mode_is_on_and_where_the_outbox_is(
     if not extra:
         assert "http://127.0.0.1:8123/dev/outbox" in first
     assert "development mode" not in second
+
+
+# -- clients and keys (the OpenID Provider) ---------------------------------------------------
+
+
+def test_clients_add_prints_the_secret_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    import json
+
+    env = env_for(tmp_path / "data")
+    added = run(
+        "clients",
+        "add",
+        "--name",
+        "Photo Shop",
+        "--redirect-uri",
+        "https://shop.example/cb",
+        "--redirect-uri",
+        "https://shop.example/cb2",
+        "--json",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert added.returncode == 0, added.stderr
+    made = json.loads(added.stdout)
+    assert made["name"] == "Photo Shop" and made["public"] is False
+    assert made["redirect_uris"] == ["https://shop.example/cb", "https://shop.example/cb2"]
+    secret = made["client_secret"]
+    listed = run("clients", "list", "--json", env=env, cwd=tmp_path)
+    assert json.loads(listed.stdout)[0]["client_id"] == made["client_id"]
+    assert secret not in listed.stdout
+    with sqlite3.connect(tmp_path / "data" / "qrlogin.db") as conn:
+        dump = "\n".join(conn.iterdump())
+    assert made["client_id"] in dump and secret not in dump  # hashed (requirement 7)
+    public = json.loads(
+        run("clients", "add", "--name", "CLI", "--public", "--json", env=env, cwd=tmp_path).stdout
+    )
+    assert "client_secret" not in public and public["public"] is True
+    removed = run("clients", "remove", made["client_id"], env=env, cwd=tmp_path)
+    assert removed.returncode == 0
+    again = run("clients", "remove", made["client_id"], env=env, cwd=tmp_path)
+    assert again.returncode == 1 and "no client" in again.stderr
+
+
+def test_clients_add_refuses_a_bad_redirect_uri_clearly(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "data")
+    bad = run(
+        "clients",
+        "add",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "https://a.example/cb#x",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "fragment" in bad.stderr
+    assert run("clients", "list", env=env, cwd=tmp_path).stdout == ""
+
+
+def test_keys_rotate_and_list(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "data")
+    assert run("keys", "rotate", "--alg", "ES256", env=env, cwd=tmp_path).returncode == 0
+    assert run("keys", "rotate", "--alg", "ES256", env=env, cwd=tmp_path).returncode == 0
+    listed = run("keys", "list", env=env, cwd=tmp_path).stdout.splitlines()
+    assert len(listed) == 2
+    assert "signing" in listed[0] and "retired, published until" in listed[1]
+    with sqlite3.connect(tmp_path / "data" / "qrlogin.db") as conn:
+        sealed = [row[0] for row in conn.execute("SELECT private_jwk FROM signing_keys")]
+    assert all('"d"' not in s for s in sealed)  # the private half is sealed

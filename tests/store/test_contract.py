@@ -39,6 +39,7 @@ PORTS = [
     ports.AuditStore,
     ports.AccountStore,
     ports.SessionStore,
+    ports.OAuthStore,
 ]
 
 # ---------------------------------------------------------------- SqlStore implements the ports

@@ -141,11 +141,21 @@ class RequesterFlows(LoginRequestsBase):
         return new
 
     async def exchange(
-        self, rec: LoginRequest, confirm_code: str | None, device: Device, *, api: bool = False
+        self,
+        rec: LoginRequest,
+        confirm_code: str | None,
+        device: Device,
+        *,
+        api: bool = False,
+        client_id: str | None = None,
     ) -> StartedSession:
         """approved → consumed, then a **new** session for the requester (requirement 5),
         started through the identity port once this call has won the conditional write.
-        An approval whose approver session has ended since is refused (requirement 11)."""
+        An approval whose approver session has ended since is refused (requirement 11).
+        A device grant's request is exchanged only by its authenticated OAuth client
+        (``client_id``, at the token endpoint), never through the requester API."""
+        if rec.client_id != client_id:
+            raise InvalidSecret()
         now = self.clock.now()
         refusal = exchange_refusal(rec.status_at(now), rec.reason)
         if refusal is not None:

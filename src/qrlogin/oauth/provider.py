@@ -506,7 +506,9 @@ class OpenIDProvider:
         if status is Status.CONSUMED:
             raise OAuthError("invalid_grant", "This device code was used already.")
         try:
-            started = await self.login_requests.exchange(rec, None, device, api=True)
+            started = await self.login_requests.exchange(
+                rec, None, device, api=True, client_id=client.id
+            )
         except QrLoginError as exc:
             error = (
                 exc.error if exc.error in ("access_denied", "expired_token") else "invalid_grant"

@@ -65,6 +65,7 @@ templates.env.globals["linked_by_text"] = {
     "email": "by email",
     "qr": "by scanning a QR code",
     "user_code": "by typing a code",
+    "oauth": "by signing in to an app",
 }
 templates.env.globals["events"] = {
     "request.created": "Sign-in requested",
