@@ -219,6 +219,21 @@ def test_oauthlib_device_client_gets_tokens_once_the_phone_approves(
     assert info.status_code == 200, info.text
     assert_userinfo(info.json(), sub, phone.email)
 
+    refresh = {"client_id": cli.client_id, "timeout": 10}
+    refreshed = session.refresh_token(server.metadata()["token_endpoint"], **refresh)
+    assert refreshed["access_token"] != token["access_token"]
+
+    # the grant is one more device of the person, linked by the user code; revoking it on the
+    # phone ends its tokens
+    devices = {d["id"]: d for d in phone.http.get("/api/v1/sessions").json()["sessions"]}
+    assert devices[claims["sid"]]["linked_by"] == "user_code"
+    assert phone.http.delete(f"/api/v1/sessions/{claims['sid']}").status_code == 204
+    after = session.get(server.metadata()["userinfo_endpoint"], timeout=10)
+    assert after.status_code == 401, after.text
+    with pytest.raises(OAuth2Error) as refused:
+        session.refresh_token(server.metadata()["token_endpoint"], **refresh)
+    assert refused.value.error == "invalid_grant"
+
 
 def test_oauthlib_device_client_is_told_access_denied_when_the_phone_denies(
     server: QrloginServer, phone: Approver, monkeypatch: pytest.MonkeyPatch
