@@ -417,10 +417,16 @@ def relying_party_app(
         return JSONResponse(dict(await provider.userinfo(token=kept["token"])))
 
     async def logout(request: Request) -> Response:
+        # ?hint=no: an RP that kept no id_token names itself by client_id instead
+        hinted = request.query_params.get("hint") != "no"
         response: Response = await provider.logout_redirect(
             request,
             post_logout_redirect_uri=f"{url}/logged-out",
-            id_token_hint=kept["token"]["id_token"],
+            **(
+                {"id_token_hint": kept["token"]["id_token"]}
+                if hinted
+                else {"client_id": client.client_id}
+            ),
         )
         return response
 
@@ -582,3 +588,22 @@ def test_a_browser_not_signed_in_signs_in_first_and_comes_back_to_the_client(
         assert (signed_in.status_code, signed_in.headers["location"]) == (303, back_to)
         arrived = browser.get(f"{server.url}{back_to}", follow_redirects=True)
         assert_signed_in_at_the_rp(arrived, rp, server, browser_user(browser, server))
+
+
+def test_a_logout_without_id_token_hint_asks_the_person_first(server: QrloginServer) -> None:
+    browser = sign_in_browser(server, "asked-to-leave@example.com")
+    with relying_party(server, "Forum (Authlib)", public=False, first_party=True) as rp:
+        assert browser.get(f"{rp.url}/login", follow_redirects=True).status_code == 200
+
+        asked = browser.get(f"{rp.url}/logout", params={"hint": "no"}, follow_redirects=True)
+        assert asked.status_code == 200, asked.text
+        end_session = httpx.URL(server.metadata()["end_session_endpoint"])
+        assert asked.url.copy_with(query=None) == end_session
+        assert "Forum (Authlib)" in asked.text
+        assert browser.get(f"{server.url}/api/v1/me").status_code == 200  # nothing yet
+
+        out = submit(browser, asked, "sign-out")
+        assert out.status_code == 200, out.text
+        assert str(out.url).startswith(f"{rp.url}/logged-out?")
+        assert out.json() == {"signed_out": True}  # with the state the RP sent
+        assert browser.get(f"{server.url}/api/v1/me").status_code == 401
