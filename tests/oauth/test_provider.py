@@ -699,3 +699,17 @@ def test_a_device_grant_is_not_exchanged_through_the_requester_api(server: LiveS
     )
     assert r.status_code == 401 and r.json()["error"] == "invalid_secret"
     assert poll(server, client, started["device_code"]).status_code == 200
+
+
+def test_login_hint_prefills_the_email_sign_in(server: LiveServer) -> None:
+    client = register(server)
+    _, challenge = pkce()
+    anon = httpx.Client(base_url=server.url, timeout=10, headers={"accept": "text/html"})
+    r = anon.get(
+        "/oauth/authorize", params=auth_params(client, challenge, login_hint="ann@example.com")
+    )
+    page = anon.get(r.headers["location"]).text
+    link = page.split('id="email-signin" href="')[1].split('"')[0].replace("&amp;", "&")
+    signin = anon.get(link).text
+    assert 'value="ann@example.com"' in signin
+    assert 'name="next" value="/oauth/authorize?' in signin  # and back to the app afterwards

@@ -369,7 +369,9 @@ async def _signed_out_notice(request: Request) -> str | None:
 
 
 @router.get("/signin")
-async def signin_page(request: Request, next: str | None = None) -> Response:
+async def signin_page(
+    request: Request, next: str | None = None, login_hint: str | None = None
+) -> Response:
     nxt = safe_redirect_path(next) or ""
     if await deps.current_session(request) is not None:
         if nxt:  # already signed in: on to where signing in would have led
@@ -381,7 +383,8 @@ async def signin_page(request: Request, next: str | None = None) -> Response:
         request,
         "signin.html",
         next=nxt,
-        email="",
+        # an app's login_hint (OpenID Connect) prefills the address, nothing more
+        email=(login_hint or "")[:320] if login_hint and "@" in login_hint else "",
         step="email",
         approving=await _signin_reason(request, nxt),
         signed_out=notice,
