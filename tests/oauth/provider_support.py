@@ -24,7 +24,7 @@ from joserfc.jwk import KeySet
 from tests.client.client_support import outbox_code
 
 from qrlogin.cli import main
-from support import LiveServer
+from support import LiveServer, no_running_loop
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -40,7 +40,7 @@ def _data_dir(server: LiveServer) -> Iterator[None]:
 def cli(server: LiveServer, *args: str) -> tuple[int, str]:
     """Run ``qrlogin ARGS`` on the server's database; its exit code and stdout."""
     out = StringIO()
-    with _data_dir(server), redirect_stdout(out):
+    with _data_dir(server), redirect_stdout(out), no_running_loop():  # also beside Playwright
         code = main(list(args))
     return code, out.getvalue()
 

@@ -14,6 +14,7 @@ from qrlogin.oauth.provider import AuthorizationRequest, OpenIDProvider, with_qu
 from qrlogin.web import deps
 from qrlogin.web.oauth_api import provider
 from qrlogin.web.pages import form_with_csrf, message, render
+from qrlogin.web.security import csp_allowing_form_target
 
 router = APIRouter(include_in_schema=False)
 FORM_FIELDS = {"csrf", "decision", "confirm"}  # the pages' own fields, not the request's
@@ -61,7 +62,7 @@ async def _checked(
 
 
 def _consent_page(request: Request, op: OpenIDProvider, req: AuthorizationRequest) -> Response:
-    return render(
+    response = render(
         request,
         "oauth_consent.html",
         client=req.client,
@@ -69,6 +70,9 @@ def _consent_page(request: Request, op: OpenIDProvider, req: AuthorizationReques
         fields=req.params,
         redirect_host=req.redirect_uri.split("/")[2] if "://" in req.redirect_uri else "",
     )
+    # Allow and Deny end in a redirect to the app
+    response.headers["content-security-policy"] = csp_allowing_form_target(req.redirect_uri)
+    return response
 
 
 async def _next_step(request: Request, op: OpenIDProvider, req: AuthorizationRequest) -> Response:
@@ -140,7 +144,10 @@ async def logout(request: Request) -> Response:
     except AuthorizationPageError as exc:
         return _page_error(request, exc)
     if outcome.confirm:
-        return render(request, "oauth_logout.html", client=outcome.client, fields=params)
+        page = render(request, "oauth_logout.html", client=outcome.client, fields=params)
+        if outcome.redirect is not None:  # "Sign out" ends in a redirect to the app
+            page.headers["content-security-policy"] = csp_allowing_form_target(outcome.redirect)
+        return page
     response: Response
     if outcome.redirect is not None:
         response = RedirectResponse(outcome.redirect, status_code=303)

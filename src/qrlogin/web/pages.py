@@ -123,8 +123,16 @@ def message(request: Request, title: str, text: str, status_code: int = 200) -> 
     return render(request, "message.html", status_code, title=title, text=text)
 
 
-def signed_in_redirect(started: StartedSession, to: str) -> Response:
-    response = RedirectResponse(to, status_code=303)
+def signed_in_redirect(started: StartedSession, to: str, request: Request) -> Response:
+    """On to ``to`` with the new session's cookie. On the way back to an app's sign-in (the
+    OpenID Provider's authorization endpoint), a page that moves on by itself instead: it
+    ends in a redirect to the app, which the sign-in form's ``form-action 'self'`` would
+    block if it were still the same navigation."""
+    response: Response
+    if to.startswith(f"{_base(request)}/oauth/"):
+        response = render(request, "continue.html", to=to)
+    else:
+        response = RedirectResponse(to, status_code=303)
     set_session_cookie(response, started)
     return response
 
@@ -438,7 +446,7 @@ async def signin_code(request: Request) -> Response:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="code", error=exc.message
         )
-    return signed_in_redirect(issued, nxt)
+    return signed_in_redirect(issued, nxt, request)
 
 
 @router.get("/auth/email/{token}")
@@ -474,7 +482,9 @@ async def email_link_confirm(token: str, request: Request) -> Response:
         token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
     )
     if issued is not None and info is not None:
-        return signed_in_redirect(issued, safe_redirect_path(info.login.next) or "/account")
+        return signed_in_redirect(
+            issued, safe_redirect_path(info.login.next) or "/account", request
+        )
     if info is not None:
         return message(
             request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -21,6 +22,24 @@ CSP = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
+
+
+def csp_allowing_form_target(uri: str) -> str:
+    """The policy for a page whose form ends in a redirect to ``uri`` on another origin (an
+    app's registered redirect URI): browsers hold every redirect after a form submission to
+    ``form-action``, so that origin is added to it, and nothing else is changed."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        source = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    elif parts.scheme:
+        source = f"{parts.scheme}:"  # a native app's private-use scheme
+    else:
+        return CSP
+    if any(ch in source for ch in " ;,'\"\n\r"):
+        return CSP
+    return CSP.replace("form-action 'self'", f"form-action 'self' {source}")
+
+
 # /docs sets a policy of its own (web/docs.py); every other response gets CSP
 # two years, and every subdomain: the HSTS preload list's floor (RFC 6797 §6.1)
 HSTS = "max-age=63072000; includeSubDomains"
