@@ -16,72 +16,41 @@ import json
 import queue
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
+from oauth_support import (
+    QrloginServer,
+    deny_device,
+    form_with_button,
+    link_device,
+    serving,
+    sign_in_browser,
+    user_id,
+)
 
-from client.client_support import outbox_code, sign_in
-from scale.scale_support import ServeProcess, serve_env
-from support import free_port
+from client.client_support import sign_in
 
 pytestmark = pytest.mark.slow
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 REPLY_WAIT = 90  # seconds a script may take to say its next line before the test gives up
-DESKTOP = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
-)
-CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-# --------------------------------------------------------------------------- the server
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServeProcess]:
-    """``qrlogin serve --dev`` (QRLOGIN_DEV=1) on a free port with its own data dir, device
-    poll interval 1 s; fails the test if it logged a traceback."""
+def server(tmp_path: Path) -> Iterator[QrloginServer]:
+    """``qrlogin serve --dev`` on a free port with its own data dir, device poll interval
+    1 s (oauth_support.serving)."""
     assert (NODE_DIR / "node_modules" / "openid-client").is_dir(), (
         "tests/oauth/node/node_modules is missing: run scripts/test, or npm ci in tests/oauth/node"
     )
-    port = free_port()
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    env = serve_env(
-        DATA_DIR=str(data_dir),
-        PUBLIC_URL=f"http://127.0.0.1:{port}",
-        DEV="1",
-        DEVICE_POLL_INTERVAL="1",
-    )
-    serve = ServeProcess(port, env, tmp_path / "serve.log").start()
-    try:
-        yield serve
-    finally:
-        serve.stop()
-    log = serve.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[-6000:]
-
-
-def add_client(server: ServeProcess, name: str, *options: str) -> dict[str, Any]:
-    """``qrlogin clients add --name NAME OPTIONS… --json`` on the server's data dir."""
-    done = subprocess.run(
-        [sys.executable, "-m", "qrlogin.cli", "clients", "add", "--name", name, *options, "--json"],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"qrlogin clients add:\n{done.stdout}\n{done.stderr}"
-    registered: dict[str, Any] = json.loads(done.stdout)
-    return registered
+    with serving(tmp_path / "qrlogin") as started:
+        yield started
 
 
 # --------------------------------------------------------------------------- the relying party
@@ -156,64 +125,21 @@ def node(tmp_path: Path) -> Iterator[Any]:
 # --------------------------------------------------------------------------- the person
 
 
-def signed_in_browser(server: ServeProcess, email: str) -> httpx.Client:
-    """A desktop browser (httpx with a cookie jar) signed in through qrlogin's pages by the
-    email code from the dev outbox; it follows no redirects by itself."""
-    browser = httpx.Client(base_url=server.url, timeout=10, headers={"user-agent": DESKTOP})
-    page = browser.get("/signin")
-    assert page.status_code == 200, page.text
-    csrf = CSRF_RE.search(page.text)
-    assert csrf, page.text
-    started = browser.post("/signin", data={"email": email, "csrf": csrf.group(1)})
-    assert started.status_code == 200, started.text
-    form = {"email": email, "code": outbox_code(server, email), "csrf": csrf.group(1)}
-    done = browser.post("/signin/code", data={**form, "next": "/account"})
-    assert done.status_code == 303, done.text
-    assert "qrl_session" in browser.cookies
-    return browser
-
-
-class DecideForm(HTMLParser):
-    """The consent page's form that posts to /oauth/authorize/decide: its fields, with the
-    name and value of the button with id ``approve``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.fields: dict[str, str] = {}
-        self.approve: dict[str, str] | None = None
-        self._inside = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form" and a.get("action", "").endswith("/oauth/authorize/decide"):
-            self.action, self._inside = a["action"], True
-        elif self._inside and tag == "input" and a.get("name") and a.get("type") != "submit":
-            self.fields[a["name"]] = a.get("value", "")
-        elif self._inside and tag in {"button", "input"} and a.get("id") == "approve":
-            self.approve = {a["name"]: a.get("value", "")} if a.get("name") else {}
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._inside = False
-
-
 def authorize_in_browser(
     browser: httpx.Client, authorization_url: str, redirect_uri: str
 ) -> tuple[str, bool]:
-    """Follows the authorization URL as the browser would, approving the consent page if
-    one is shown, until qrlogin redirects to ``redirect_uri``; returns that URL and whether
-    consent was asked."""
+    """Follows the authorization URL as the browser would, pressing #approve on the consent
+    page if one is shown, until qrlogin redirects to ``redirect_uri`` (not followed: nothing
+    listens there); returns that URL and whether consent was asked."""
     url, consent_asked = authorization_url, False
     for _ in range(10):
         reply = browser.get(url)
         if reply.status_code == 200:
-            form = DecideForm()
-            form.feed(reply.text)
-            assert form.action and form.approve is not None, reply.text
+            form = form_with_button(reply.text, "approve")
+            name, value = form.buttons["approve"]
             consent_asked = True
             reply = browser.post(
-                urljoin(str(reply.url), form.action), data={**form.fields, **form.approve}
+                urljoin(str(reply.url), form.action), data={**form.fields, name: value}
             )
         assert reply.status_code in {302, 303}, f"{reply.status_code} {reply.url}\n{reply.text}"
         url = urljoin(str(reply.url), reply.headers["location"])
@@ -239,33 +165,35 @@ def audiences(claims: dict[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------------------- the tests
 
+RP = "http://127.0.0.1:9"  # nothing listens there: the browser's redirects are read, not followed
+
 
 @pytest.mark.parametrize("kind", ["confidential", "public"])
 def test_openid_client_signs_in_by_code_with_pkce_refreshes_and_logs_out(
-    server: ServeProcess, node: Any, kind: str
+    server: QrloginServer, node: Any, kind: str
 ) -> None:
-    rp_port = free_port()  # nothing listens there: the browser's redirect is read, not followed
-    redirect_uri = f"http://127.0.0.1:{rp_port}/callback"
-    signed_out_uri = f"http://127.0.0.1:{rp_port}/signed-out"
-    options = ["--redirect-uri", redirect_uri, "--post-logout-redirect-uri", signed_out_uri]
     # the confidential client is a third party (consent page), the public one first-party
-    options += ["--public", "--first-party"] if kind == "public" else []
-    registered = add_client(server, f"node {kind} app", *options)
-    assert (registered.get("client_secret") is None) == (kind == "public"), registered
-
+    registered = server.add_client(
+        f"node {kind} app",
+        redirect_uris=(f"{RP}/callback",),
+        post_logout_redirect_uris=(f"{RP}/signed-out",),
+        public=kind == "public",
+        first_party=kind == "public",
+    )
     rp = node("code_flow.mjs")
     rp.tell(
         issuer=server.url,
-        client_id=registered["client_id"],
-        client_secret=registered.get("client_secret"),
-        redirect_uri=redirect_uri,
-        post_logout_redirect_uri=signed_out_uri,
+        client_id=registered.client_id,
+        client_secret=registered.client_secret,
+        redirect_uri=f"{RP}/callback",
+        post_logout_redirect_uri=f"{RP}/signed-out",
     )
     authorization_url = rp.hear("authorize")["url"]
     assert authorization_url.startswith(f"{server.url}/oauth/authorize?")
 
-    browser = signed_in_browser(server, "ann@example.com")
-    callback_url, consent_asked = authorize_in_browser(browser, authorization_url, redirect_uri)
+    browser = sign_in_browser(server, "ann@example.com")
+    ann = browser.get(f"{server.url}/api/v1/me").json()["user"]["id"]
+    callback_url, consent_asked = authorize_in_browser(browser, authorization_url, f"{RP}/callback")
     assert consent_asked == (kind == "confidential")
     assert query_of(callback_url)["iss"] == server.url  # RFC 9207
     rp.tell(callback_url=callback_url)
@@ -274,27 +202,28 @@ def test_openid_client_signs_in_by_code_with_pkce_refreshes_and_logs_out(
     claims = done["claims"]
     assert done["issuer"] == server.url
     assert claims["iss"] == server.url
-    assert audiences(claims) == [registered["client_id"]]
-    assert {"sub", "exp", "iat", "auth_time", "nonce", "amr", "sid"} <= claims.keys()
+    assert audiences(claims) == [registered.client_id]
+    assert claims["sub"] == ann
+    assert {"exp", "iat", "auth_time", "nonce", "amr", "sid"} <= claims.keys()
     assert claims["email"] == "ann@example.com"
     assert claims["email_verified"] is True
     assert done["verified"]["alg"] == "RS256"
     assert done["verified"]["payload"] == claims  # the same token, checked by jose on its own
     assert done["token_type"].lower() == "bearer"
     assert done["refresh_token"]
-    assert done["userinfo"]["sub"] == claims["sub"]
+    assert done["userinfo"]["sub"] == ann
     assert done["userinfo"]["email"] == "ann@example.com"
     refreshed = done["refreshed"]
     assert refreshed["access_token"] != done["access_token"]
-    assert refreshed["userinfo"]["sub"] == claims["sub"]
+    assert refreshed["userinfo"]["sub"] == ann
     if refreshed["claims"] is not None:
-        assert refreshed["claims"]["sub"] == claims["sub"]
+        assert refreshed["claims"]["sub"] == ann
 
     if kind == "confidential":
         active = done["introspection"]["access_token"]
         assert active["active"] is True, active
-        assert active["client_id"] == registered["client_id"]
-        assert active["sub"] == claims["sub"]
+        assert active["client_id"] == registered.client_id
+        assert active["sub"] == ann
         assert done["introspection"]["revoked_refresh_token"]["active"] is False
 
     end_session_url = done["end_session_url"]
@@ -302,9 +231,9 @@ def test_openid_client_signs_in_by_code_with_pkce_refreshes_and_logs_out(
     logout = browser.get(end_session_url)
     assert logout.status_code in {302, 303}, logout.text
     back = logout.headers["location"]
-    assert back.startswith(signed_out_uri)
+    assert back.startswith(f"{RP}/signed-out")
     assert query_of(back)["state"] == done["logout_state"]
-    account = browser.get("/account")
+    account = browser.get(f"{server.url}/account")
     assert account.status_code == 303, "the browser is still signed in after the RP's logout"
     assert account.headers["location"].startswith("/signin")
     browser.close()
@@ -320,15 +249,14 @@ def test_openid_client_signs_in_by_code_with_pkce_refreshes_and_logs_out(
 
 @pytest.mark.parametrize("kind", ["public", "confidential"])
 def test_openid_client_device_grant_gets_tokens_once_the_phone_approves(
-    server: ServeProcess, node: Any, kind: str
+    server: QrloginServer, node: Any, kind: str
 ) -> None:
-    registered = add_client(server, f"node {kind} TV", *(["--public"] if kind == "public" else []))
-
+    registered = server.add_client(f"node {kind} TV", public=kind == "public")
     rp = node("device_flow.mjs")
     rp.tell(
         issuer=server.url,
-        client_id=registered["client_id"],
-        client_secret=registered.get("client_secret"),
+        client_id=registered.client_id,
+        client_secret=registered.client_secret,
     )
     device = rp.hear("device")["response"]
     assert device["verification_uri"] == f"{server.url}/link"
@@ -338,38 +266,35 @@ def test_openid_client_device_grant_gets_tokens_once_the_phone_approves(
 
     phone = sign_in(server, "bob@example.com")  # type: ignore[arg-type]
     rp.hear("pending")  # openid-client is polling and was told to wait
-    linked = phone.http.post("/api/v1/link", json={"user_code": device["user_code"]})
-    assert linked.status_code == 200, linked.text
-    phone.approve(linked.json()["handle"])
+    phone.approve(link_device(phone, device["user_code"]))
+    bob = user_id(phone)
     phone.close()
 
     done = rp.hear("done")
     claims = done["claims"]
     assert claims["iss"] == server.url
-    assert audiences(claims) == [registered["client_id"]]
+    assert audiences(claims) == [registered.client_id]
+    assert claims["sub"] == bob
     assert claims["email"] == "bob@example.com"
     assert done["verified"]["alg"] == "RS256"
     assert done["verified"]["payload"] == claims
     assert done["refresh_token"]
-    assert done["userinfo"]["sub"] == claims["sub"]
+    assert done["userinfo"]["sub"] == bob
     assert done["userinfo"]["email"] == "bob@example.com"
     # openid-client kept to the interval qrlogin asked for: never told to slow down
     assert set(done["poll_errors"]) == {"authorization_pending"}, done["poll_errors"]
 
 
 def test_openid_client_device_grant_is_told_access_denied_when_the_phone_denies(
-    server: ServeProcess, node: Any
+    server: QrloginServer, node: Any
 ) -> None:
-    registered = add_client(server, "node TV", "--public")
-
+    registered = server.add_client("node TV", public=True)
     rp = node("device_flow.mjs")
-    rp.tell(issuer=server.url, client_id=registered["client_id"], client_secret=None)
+    rp.tell(issuer=server.url, client_id=registered.client_id, client_secret=None)
     device = rp.hear("device")["response"]
     phone = sign_in(server, "bob@example.com")  # type: ignore[arg-type]
     rp.hear("pending")
-    linked = phone.http.post("/api/v1/link", json={"user_code": device["user_code"]})
-    assert linked.status_code == 200, linked.text
-    phone.deny(linked.json()["handle"])
+    deny_device(phone, device["user_code"])
     phone.close()
 
     refused = rp.hear("error")  # openid-client stops polling with the server's OAuth error
