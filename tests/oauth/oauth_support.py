@@ -267,7 +267,8 @@ def sign_in_through_pages(
     browser: httpx.Client, server: QrloginServer, email: str, next: str = ""
 ) -> httpx.Response:
     """``GET /signin?next=…``, ``POST /signin`` (the email), ``POST /signin/code`` (the code
-    from the dev outbox): the reply to the last, a 303 to ``next`` with the session cookie."""
+    from the dev outbox): the reply to the last, with the session cookie: a 303 to ``next``,
+    or for an authorization request the page that continues there."""
     page = browser.get(f"{server.url}/signin", params={"next": next} if next else None)
     assert page.status_code == 200, page.text
     asked = browser.post(
