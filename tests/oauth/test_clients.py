@@ -111,3 +111,27 @@ async def test_a_public_client_sending_a_secret_is_refused() -> None:
     public = Clients(OneClient(client("https://a/cb", public=True, secret=None)))  # type: ignore[arg-type]
     with pytest.raises(InvalidClient):
         await public.authenticate({"client_id": "cl_1", "client_secret": "x"}, None)
+
+
+class CountingStore(OneClient):
+    def __init__(self, c: OAuthClient) -> None:
+        super().__init__(c)
+        self.reads = 0
+        self.gone = False
+
+    async def get_client(self, client_id: str) -> OAuthClient | None:
+        self.reads += 1
+        return None if self.gone else await super().get_client(client_id)
+
+
+async def test_clients_are_read_through_a_short_cache() -> None:
+    now = [0.0]
+    store = CountingStore(client("https://a/cb"))
+    clients = Clients(store, cache_seconds=5.0, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    for _ in range(10):
+        assert (await clients.authenticate({}, basic("cl_1", "s3cret"))).id == "cl_1"
+    assert store.reads == 1
+    store.gone = True  # removed by `qrlogin clients remove` in another process
+    now[0] += 5.1
+    with pytest.raises(InvalidClient):
+        await clients.authenticate({}, basic("cl_1", "s3cret"))

@@ -48,3 +48,18 @@ async def test_instances_sharing_redis_count_the_same_polls() -> None:
     finally:
         await one.close()
         await two.close()
+
+
+async def test_devices_that_stopped_polling_are_forgotten_but_not_on_every_poll() -> None:
+    ticks = Ticks()
+    gate = PollGate(5.0, monotonic=ticks)
+    for i in range(20_000):
+        assert await gate.too_soon(f"dev{i}") is False
+    held = gate._last
+    assert len(held) == 20_000  # all polled within the interval: nothing to forget
+    ticks.now += 0.001
+    await gate.too_soon("one-more")
+    assert gate._last is held and len(held) == 20_001  # not rebuilt on every poll
+    ticks.now += 11  # past two intervals: the next poll sweeps the silent ones out
+    await gate.too_soon("dev0")
+    assert set(gate._last) == {"dev0"}

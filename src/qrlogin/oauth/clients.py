@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -66,8 +67,31 @@ class NewClient:
 
 
 class Clients:
-    def __init__(self, store: OAuthStore) -> None:
+    """Registered clients, read through a short cache: the token endpoint authenticates its
+    client on every poll of a device grant. A client removed with ``qrlogin clients remove``
+    (another process) stops working within ``cache_seconds``."""
+
+    def __init__(
+        self,
+        store: OAuthStore,
+        cache_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
+        self.cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, OAuthClient | None]] = {}
+
+    async def get(self, client_id: str) -> OAuthClient | None:
+        now = self._monotonic()
+        hit = self._cache.get(client_id)
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]
+        client = await self.store.get_client(client_id)
+        if len(self._cache) > 1000:  # unknown ids must not grow it without bound
+            self._cache.clear()
+        self._cache[client_id] = (now, client)
+        return client
 
     async def add(
         self,
@@ -123,7 +147,7 @@ class Clients:
             client_id, secret = basic_id, basic_secret
         if not client_id:
             raise InvalidClient("Say which client you are (client_id).")
-        client = await self.store.get_client(client_id)
+        client = await self.get(client_id)
         if client is None:
             raise InvalidClient()
         if client.secret_hash is None:  # a public client: no secret to check

@@ -28,6 +28,7 @@ class PollGate:
         self.prefix = prefix
         self._monotonic = monotonic
         self._last: dict[str, float] = {}
+        self._next_prune = 0.0
         self._redis = None
         if redis_url:
             import redis.asyncio as aioredis
@@ -50,9 +51,11 @@ class PollGate:
         if last is not None and now - last < self.window:
             return True
         self._last[key] = now
-        if len(self._last) > 10000:  # forget devices that stopped polling
+        if now >= self._next_prune:  # forget devices that stopped polling, now and then
             cutoff = now - self.interval * 2
             self._last = {k: t for k, t in self._last.items() if t >= cutoff}
+            # once per interval at most: the sweep is O(n), so it must not run every poll
+            self._next_prune = now + max(self.interval, 1.0) * 2
         return False
 
     async def close(self) -> None:
