@@ -284,12 +284,16 @@ class OpenIDProvider:
         return " ".join(dict.fromkeys(asked))  # in order, once each
 
     def error_redirect(self, req: AuthorizationRequest, exc: OAuthError) -> str:
+        return self.error_redirect_to(req.redirect_uri, req.state, exc)
+
+    def error_redirect_to(self, redirect_uri: str, state: str | None, exc: OAuthError) -> str:
+        """``exc`` on a redirect URI already checked to be the client's (RFC 6749 §4.1.2.1)."""
         return with_query(
-            req.redirect_uri,
+            redirect_uri,
             {
                 "error": exc.error,
                 "error_description": exc.description,
-                "state": req.state,
+                "state": state,
                 "iss": self.issuer,
             },
         )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qrlogin.oauth.errors import OAuthError
 from qrlogin.oauth.provider import OpenIDProvider
 from qrlogin.web import deps
-from qrlogin.web.responses import Responses
+from qrlogin.web.responses import Responses, merge
 
 router = APIRouter(tags=["openid"])
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -74,19 +74,6 @@ def oauth_refusal(status: int, description: str) -> Responses:
     return {status: {"model": OAuthErrorBody, "description": description}}
 
 
-def _merge(*parts: Responses) -> Responses:
-    merged: Responses = {}
-    for part in parts:
-        for status, spec in part.items():
-            if status in merged:
-                spec = {
-                    **spec,
-                    "description": f"{merged[status]['description']}; {spec['description']}",
-                }
-            merged[status] = spec
-    return merged
-
-
 BAD_REQUEST = oauth_refusal(400, "invalid_request, invalid_grant, unsupported_grant_type, …")
 BAD_CLIENT = oauth_refusal(401, "invalid_client: unknown client or wrong secret")
 
@@ -140,7 +127,7 @@ async def jwks(request: Request) -> dict[str, Any]:
     "/oauth/token",
     response_model=TokenOut,
     response_model_exclude_none=True,
-    responses=_merge(BAD_REQUEST, BAD_CLIENT),
+    responses=merge(BAD_REQUEST, BAD_CLIENT),
 )
 async def token(
     request: Request,
@@ -167,7 +154,7 @@ async def token(
 @router.post(
     "/oauth/device_authorization",
     response_model=DeviceAuthorizationOut,
-    responses=_merge(
+    responses=merge(
         oauth_refusal(400, "invalid_scope, invalid_request"),
         BAD_CLIENT,
         {429: {"description": "rate_limited: too many sign-ins started from this network"}},
@@ -212,7 +199,7 @@ async def userinfo_post(request: Request) -> Response:
     "/oauth/introspect",
     response_model=IntrospectionOut,
     response_model_exclude_none=True,
-    responses=_merge(oauth_refusal(400, "invalid_request: no token"), BAD_CLIENT),
+    responses=merge(oauth_refusal(400, "invalid_request: no token"), BAD_CLIENT),
 )
 async def introspect(
     request: Request,
@@ -232,7 +219,7 @@ async def introspect(
 @router.post(
     "/oauth/revoke",
     status_code=200,
-    responses=_merge(
+    responses=merge(
         {200: {"description": "Revoked, or nothing to revoke (RFC 7009 §2.2)"}},
         oauth_refusal(400, "invalid_request: no token"),
         BAD_CLIENT,

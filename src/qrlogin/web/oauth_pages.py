@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from qrlogin.oauth.errors import AuthorizationPageError, OAuthError
-from qrlogin.oauth.provider import AuthorizationRequest, OpenIDProvider, with_query
+from qrlogin.oauth.provider import AuthorizationRequest, OpenIDProvider
 from qrlogin.web import deps
 from qrlogin.web.oauth_api import provider
 from qrlogin.web.pages import form_with_csrf, message, render
@@ -49,15 +49,7 @@ async def _checked(
     except AuthorizationPageError as exc:
         return _page_error(request, exc)
     except OAuthError as exc:  # client and redirect URI checked out: tell the client
-        target = with_query(
-            params["redirect_uri"],
-            {
-                "error": exc.error,
-                "error_description": exc.description,
-                "state": params.get("state"),
-                "iss": op.issuer,
-            },
-        )
+        target = op.error_redirect_to(params["redirect_uri"], params.get("state"), exc)
         return RedirectResponse(target, status_code=303)
 
 
