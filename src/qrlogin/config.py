@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 ConfirmPolicy = Literal["code", "tap", "auto"]
 CONFIRM_POLICIES: tuple[ConfirmPolicy, ...] = ("code", "tap", "auto")
+StepUpPolicy = Literal["always", "recent", "off"]
+STEP_UP_POLICIES: tuple[StepUpPolicy, ...] = ("always", "recent", "off")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Settings:
     cookie_stem: str = "qrl_"  # cookie names start with it (after __Host-/__Secure-)
     # the OpenID Provider: seconds a device grant's client waits between token polls
     device_poll_interval: float = 5.0
+    # approving a sign-in asks the approver for its second factor first: every time, unless
+    # it did within the last 5 minutes, or never (accounts/factors.py)
+    approve_step_up: StepUpPolicy = "recent"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +96,11 @@ class Settings:
                 f"QRLOGIN_PUBLIC_URL must start with http:// or https://, not {self.public_url!r}"
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if self.approve_step_up not in STEP_UP_POLICIES:
+            allowed = ", ".join(STEP_UP_POLICIES)
+            raise ConfigError(
+                f"QRLOGIN_APPROVE_STEP_UP must be one of {allowed}, not {self.approve_step_up!r}"
+            )
         if self.event_bus == "redis" and not self.redis_url:
             raise ConfigError("QRLOGIN_EVENTS=redis needs QRLOGIN_REDIS_URL")
         if self.event_bus == "postgres" and not self.resolved_database_url.startswith("postgres"):
@@ -130,6 +140,17 @@ class Settings:
         """The path qrlogin is served under: ``""`` at a site's root, ``"/qr"`` when a host
         mounts it there (taken from the public URL, like every link)."""
         return urlsplit(self.public_url).path.rstrip("/")
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying party id: the public URL's host."""
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def origin(self) -> str:
+        """The public URL's origin (scheme, host, port): what WebAuthn checks."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def cookie_names(self) -> CookieNames:

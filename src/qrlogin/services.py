@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qrlogin.accounts.email_login import EmailLogins
+from qrlogin.accounts.factors import SecondFactors
 from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.config import Settings
 from qrlogin.core.clock import Clock, SystemClock
@@ -46,6 +47,7 @@ class Services:
     limiter: RateLimiter
     guard: AccountGuard
     metrics: Metrics
+    factors: SecondFactors
     outbox: OutboxMailer | None = field(default=None)
     oauth: OpenIDProvider | None = field(default=None)  # standalone only
 
@@ -127,6 +129,16 @@ def build_services(
     # a revoked built-in session ends the approvals it gave (a host app calls
     # QRLogin.session_ended for its own sessions)
     builtin_sessions.on_revoked = login_requests.end_approvals_of
+    factors = SecondFactors(
+        store,
+        identity,
+        mailer,
+        clock,
+        policy,
+        site_name=settings.site_name,
+        public_url=settings.public_url,
+        step_up=settings.approve_step_up,
+    )
     email_logins = EmailLogins(
         store,
         identity,
@@ -138,6 +150,7 @@ def build_services(
         settings.site_name,
         limiter,
         guard,
+        factors,
     )
     oauth = None
     if not embedded:
@@ -169,6 +182,7 @@ def build_services(
         limiter=limiter,
         guard=guard,
         metrics=metrics,
+        factors=factors,
         outbox=outbox,
         oauth=oauth,
     )

@@ -22,6 +22,10 @@ RECORD_TABLES = [
     (records.SigningKey, tables.signing_keys),
     (records.AuthorizationCode, tables.oauth_codes),
     (records.Consent, tables.oauth_consents),
+    (records.Passkey, tables.passkeys),
+    (records.TotpFactor, tables.totp_factors),
+    (records.RecoveryCode, tables.recovery_codes),
+    (records.FactorChallenge, tables.factor_challenges),
 ]
 
 

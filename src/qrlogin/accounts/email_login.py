@@ -11,9 +11,10 @@ import logging
 import re
 from dataclasses import dataclass
 
+from qrlogin.accounts.factors import SecondFactors
 from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core.clock import Clock
-from qrlogin.core.errors import InvalidCode, InvalidRequest
+from qrlogin.core.errors import InvalidCode, InvalidRequest, SecondFactorRequired
 from qrlogin.core.policy import Policy
 from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import (
@@ -63,6 +64,7 @@ class EmailLogins:
         site_name: str,
         limiter: RateLimiter,
         guard: AccountGuard,
+        factors: SecondFactors | None = None,
     ) -> None:
         self.store = store
         self.sessions = sessions
@@ -74,6 +76,7 @@ class EmailLogins:
         self.site_name = site_name
         self.limiter = limiter
         self.guard = guard
+        self.factors = factors
 
     async def start(
         self, raw_email: str, device: Device, browser_token: str | None, next_url: str | None
@@ -147,10 +150,31 @@ class EmailLogins:
         """Consume the email login and write the new device's session, in one transaction
         (the conditional write a race has one winner of); ``None`` when it was lost. The
         browser that signed in (``browser_hash``, when it has a cookie) becomes known to the
-        address as the owner's (requirement 12)."""
+        address as the owner's (requirement 12).
+
+        For an account with a second factor the email login is consumed with an mfa token
+        in place of a session, and ``SecondFactorRequired`` carries the token."""
         user = await self.store.user_by_email(login.email)
         if user is None:  # first sign-in: the account is made first (a no-op if it wins)
             user = await self.store.ensure_user(self._new_user(login.email))
+        if self.factors is not None and await self.factors.has_second_factor(user.id):
+            bound_to = browser_hash or f"ip:{self.limiter.ip_key(device.ip)}"
+            token, challenge = self.factors.mfa_challenge(
+                user, bound_to, api=api, next_url=login.next
+            )
+            done = await self.store.complete_email_login(
+                login.id,
+                self.clock.now(),
+                self.policy.code_attempts,
+                None,
+                picked_up=picked_up,
+                challenge=challenge,
+            )
+            if not done:
+                return None
+            if browser_hash is not None:
+                await self.store.remember_browser(user.email, browser_hash, self.clock.now())
+            raise SecondFactorRequired(token, await self.factors.methods(user.id))
         grant = SessionGrant(user_id=user.id, device=device, linked_by="email", api=api)
         rows, started = await self.sessions.prepare_session(grant)
         done = await self.store.complete_email_login(

@@ -21,7 +21,7 @@ class QrLoginError(Exception):
         self.retry_after = retry_after
         super().__init__(self.message)
 
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, str | int | list[str]]:
         return {"error": self.error, "message": self.message}
 
 
@@ -122,7 +122,7 @@ class InvalidCode(QrLoginError):
         super().__init__(message, retry_after=retry_after)
         self.attempts_left = attempts_left
 
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, str | int | list[str]]:
         body = super().to_dict()
         if self.attempts_left is not None:
             body["attempts_left"] = self.attempts_left
@@ -182,3 +182,65 @@ class NotFound(QrLoginError):
     error = "not_found"
     status = 404
     default_message = "Nothing here. Check the address."
+
+
+class SecondFactorRequired(QrLoginError):
+    """The email step of a sign-in worked; the account asks for its second factor. The
+    reply carries a single-use ``mfa_token`` (bound to this browser) and the ``methods``."""
+
+    error = "second_factor_required"
+    status = 401
+    default_message = (
+        "One more step: use your passkey, or type a code from your authenticator app or "
+        "one of your recovery codes."
+    )
+
+    def __init__(self, mfa_token: str, methods: list[str], message: str | None = None) -> None:
+        super().__init__(message)
+        self.mfa_token = mfa_token
+        self.methods = methods
+
+    def to_dict(self) -> dict[str, str | int | list[str]]:
+        body = super().to_dict()
+        body["mfa_token"] = self.mfa_token
+        body["methods"] = list(self.methods)
+        return body
+
+
+class InvalidMfaToken(QrLoginError):
+    """The mfa token is unknown, used, expired, from another browser or out of tries."""
+
+    error = "invalid_mfa_token"
+    status = 401
+    default_message = "This sign-in step expired or was already used. Sign in again."
+
+
+class StepUpRequired(QrLoginError):
+    """Approving needs a fresh second factor from the approver (``methods`` says which)."""
+
+    error = "step_up_required"
+    status = 403
+    default_message = (
+        "Confirm it's you before you approve: use your passkey or type a code from your "
+        "authenticator app."
+    )
+
+    def __init__(self, methods: list[str], message: str | None = None) -> None:
+        super().__init__(message)
+        self.methods = methods
+
+    def to_dict(self) -> dict[str, str | int | list[str]]:
+        body = super().to_dict()
+        body["methods"] = list(self.methods)
+        return body
+
+
+class FactorRequired(QrLoginError):
+    """The account requires a second factor: its last one cannot be removed."""
+
+    error = "last_factor"
+    status = 409
+    default_message = (
+        "This is your account's last second factor, and the account requires one. Add "
+        "another first, or stop requiring a second factor."
+    )

@@ -29,6 +29,15 @@ class Policy:
     # a browser that completed an email sign-in for an address stays known to it this long;
     # also the lifetime of the browser-binding cookie
     known_browser_lifetime: float = 400 * 86400.0
+    # second factors (accounts/factors.py)
+    challenge_lifetime: float = 300.0  # a WebAuthn challenge, single use
+    mfa_token_lifetime: float = 300.0  # an email sign-in waiting for its second factor
+    mfa_token_attempts: int = 5  # wrong codes against one mfa token before it dies
+    factor_failure_limit: int = 5  # wrong TOTP / recovery codes in the window lock the factor
+    factor_failure_window: float = 900.0
+    factor_lockout: float = 900.0
+    step_up_window: float = 300.0  # a second factor this recent lets an approval through
+    recovery_code_count: int = 10
 
 
 DEFAULT_POLICY = Policy()

@@ -78,6 +78,9 @@ class SessionGrant:
     # a device grant (RFC 8628): the session is that OAuth client's, for that scope only
     client_id: str | None = None
     scope: str | None = None
+    # how the person proved who they are (OpenID ``amr`` values: email, passkey, otp, qr,
+    # recovery); empty: what ``linked_by`` implies
+    amr: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class BuiltinIdentity:
             api=grant.api,
             client_id=grant.client_id,
             scope=grant.scope,
+            amr=grant.amr,
         )
         audit = session_entry("session.created", session, svc.clock.now(), grant.device)
         issued, refresh = svc.with_refresh_token(IssuedSession(token, session, user))

@@ -31,6 +31,28 @@ LINKED_BY_TEXT = {
 }
 
 
+AMR_TEXT = {
+    "email": "email",
+    "passkey": "passkey",
+    "otp": "authenticator code",
+    "recovery": "recovery code",
+    "qr": "another device",
+}
+
+
+def _implied_amr(linked_by: str) -> tuple[str, ...]:
+    return ("email",) if linked_by == "email" else ("qr",)
+
+
+def _second_factor(amr: tuple[str, ...]) -> bool:
+    return any(m in ("passkey", "otp", "recovery") for m in amr)
+
+
+def describe_amr(methods: tuple[str, ...]) -> str:
+    """How a session was made, for people: "email + authenticator code"."""
+    return " + ".join(AMR_TEXT.get(m, m) for m in methods)
+
+
 @dataclass(frozen=True)
 class IssuedSession:
     """A new session and the only copy of its token (and refresh token, for API clients)."""
@@ -98,6 +120,7 @@ class SessionService:
         api: bool = False,
         client_id: str | None = None,
         scope: str | None = None,
+        amr: tuple[str, ...] = (),
     ) -> tuple[str, Session]:
         """A session record and its token; the caller stores the record. API clients' access
         tokens are short-lived and renewed by refresh; browsers' last as long as the session.
@@ -121,6 +144,9 @@ class SessionService:
             login_request_id=login_request_id,
             client_id=client_id,
             scope=scope,
+            amr=" ".join(amr or _implied_amr(linked_by)),
+            # a sign-in that used a second factor counts as a fresh one for a step-up
+            verified_at=now if _second_factor(amr) else None,
         )
         return token, session
 

@@ -7,8 +7,15 @@ from sqlalchemy.exc import IntegrityError
 
 from qrlogin.store.base import SqlBase, insert_into, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.records import AuditEntry, EmailLogin, KnownBrowser, NewSessionRows, User
-from qrlogin.store.tables import email_logins, known_browsers, users
+from qrlogin.store.records import (
+    AuditEntry,
+    EmailLogin,
+    FactorChallenge,
+    KnownBrowser,
+    NewSessionRows,
+    User,
+)
+from qrlogin.store.tables import email_logins, factor_challenges, known_browsers, users
 
 _USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
@@ -203,12 +210,14 @@ class SqlAccounts(SqlBase):
         login_id: str,
         now: float,
         limit: int,
-        rows: NewSessionRows,
+        rows: NewSessionRows | None,
         *,
         picked_up: bool = False,
+        challenge: FactorChallenge | None = None,
     ) -> bool:
-        """Consume the email login and write its new session's rows, in one transaction, or
-        do nothing (``False``: used, expired or lost to a concurrent call)."""
+        """Consume the email login and write its new session's rows (or, for an account
+        with a second factor, the mfa token that waits for it), in one transaction, or do
+        nothing (``False``: used, expired or lost to a concurrent call)."""
         c = email_logins.c
         if picked_up:  # the asking browser collects a link confirmed on another device
             where = and_(
@@ -223,5 +232,8 @@ class SqlAccounts(SqlBase):
             row = await self._update(conn, email_logins, where, {"consumed_at": now})
             if row is None:
                 return False
-            await self._insert_session_rows(conn, rows)
+            if rows is not None:
+                await self._insert_session_rows(conn, rows)
+            if challenge is not None:
+                await conn.execute(insert_into(factor_challenges), challenge.to_row())
         return True

@@ -18,13 +18,17 @@ from qrlogin.store.records import (
     AuthorizationCode,
     Consent,
     EmailLogin,
+    FactorChallenge,
     LoginRequest,
     NewSessionRows,
     OAuthClient,
+    Passkey,
+    RecoveryCode,
     RefreshResult,
     RefreshToken,
     Session,
     SigningKey,
+    TotpFactor,
     User,
 )
 
@@ -150,9 +154,10 @@ class AccountStore(UserStore, AuditStore, Protocol):
         login_id: str,
         now: float,
         limit: int,
-        rows: NewSessionRows,
+        rows: NewSessionRows | None,
         *,
         picked_up: bool = False,
+        challenge: FactorChallenge | None = None,
     ) -> bool: ...
 
 
@@ -223,3 +228,75 @@ class OAuthStore(SessionStore, Protocol):
     async def login_request_by_secret(self, secret_hash: str) -> LoginRequest | None: ...
 
     async def session_by_refresh_token(self, token_hash: str) -> Session | None: ...
+
+
+class FactorStore(UserStore, AuditStore, Protocol):
+    """Second factors, for ``accounts/``: passkeys, TOTP, recovery codes, challenges and mfa
+    tokens, the failure window, and sessions' step-up time. Each use is one conditional
+    write (a counter, a time step, a code or a challenge is accepted once)."""
+
+    async def factor_summary(self, user_id: str) -> tuple[int, bool, int]: ...
+
+    async def set_mfa_required(self, user_id: str, required: bool, audit: AuditEntry) -> bool: ...
+
+    async def insert_passkey(self, passkey: Passkey, audit: AuditEntry) -> None: ...
+
+    async def passkeys_of(self, user_id: str) -> list[Passkey]: ...
+
+    async def passkey_by_credential(self, credential_id: str) -> Passkey | None: ...
+
+    async def use_passkey(
+        self, passkey_id: str, seen_count: int, new_count: int, backup_state: bool, now: float
+    ) -> bool: ...
+
+    async def rename_passkey(self, user_id: str, passkey_id: str, name: str) -> Passkey | None: ...
+
+    async def delete_passkey(self, user_id: str, passkey_id: str, audit: AuditEntry) -> bool: ...
+
+    async def get_totp(self, user_id: str) -> TotpFactor | None: ...
+
+    async def begin_totp(self, factor: TotpFactor) -> bool: ...
+
+    async def enable_totp(
+        self, user_id: str, step: int, now: float, codes: list[RecoveryCode], audit: AuditEntry
+    ) -> bool: ...
+
+    async def use_totp_step(self, user_id: str, step: int) -> bool: ...
+
+    async def delete_totp(self, user_id: str, audit: AuditEntry) -> bool: ...
+
+    async def replace_recovery_codes(
+        self, user_id: str, codes: list[RecoveryCode], audit: AuditEntry
+    ) -> None: ...
+
+    async def use_recovery_code(self, user_id: str, code_hmac: str, now: float) -> bool: ...
+
+    async def record_factor_failure(
+        self,
+        user_id: str,
+        now: float,
+        window: float,
+        threshold: int,
+        lock_for: float,
+        audit: AuditEntry | None,
+    ) -> User | None: ...
+
+    async def insert_challenge(self, challenge: FactorChallenge) -> None: ...
+
+    async def get_challenge(
+        self, token_hash: str, kind: str, now: float, limit: int
+    ) -> FactorChallenge | None: ...
+
+    async def take_challenge(
+        self, token_hash: str, kind: str, now: float, limit: int
+    ) -> FactorChallenge | None: ...
+
+    async def fail_challenge(self, token_hash: str) -> None: ...
+
+    async def mark_verified(
+        self, session_id: str, now: float, audit: AuditEntry | None
+    ) -> None: ...
+
+    async def spend_verification(self, session_id: str, since: float) -> bool: ...
+
+    async def get_session(self, session_id: str) -> Session | None: ...

@@ -42,6 +42,10 @@ class User(_Record):
     locked_at: float | None = None
     email_code_streak: int = 0  # consecutive wrong email codes (typed by anyone)
     email_locked_at: float | None = None
+    mfa_required: int = 0  # the account may not drop its last second factor
+    factor_failures: int = 0  # wrong TOTP / recovery codes in the window since factor_window_at
+    factor_window_at: float | None = None
+    factor_locked_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,15 @@ class Session(_Record):
     login_request_id: str | None = None
     client_id: str | None = None  # an OAuth client's tokens (usable only by that client)
     scope: str | None = None
+    amr: str | None = None  # how it was made, space-separated (email passkey otp qr recovery)
+    verified_at: float | None = None  # when it last proved a second factor (step-up)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """``amr`` as a tuple; sessions older than it say how they were linked."""
+        if self.amr:
+            return tuple(self.amr.split())
+        return ("email",) if self.linked_by == "email" else ("qr",)
 
     def active_at(self, now: float, idle_timeout: float | None = None) -> bool:
         """Not revoked, within its absolute lifetime, its access token's lifetime, and (when
@@ -233,3 +246,57 @@ class RefreshOutcome(enum.Enum):
 class RefreshResult:
     outcome: RefreshOutcome
     session: Session | None
+
+
+@dataclass(frozen=True)
+class Passkey(_Record):
+    """A WebAuthn credential of an account."""
+
+    id: str
+    user_id: str
+    credential_id: str  # base64url
+    public_key: str  # base64url of the COSE key
+    sign_count: int
+    name: str
+    created_at: float
+    transports: str = ""
+    aaguid: str = ""
+    backup_eligible: int = 0  # may be synced (a "synced passkey") ...
+    backup_state: int = 0  # ... and is backed up now
+    last_used_at: float | None = None
+
+
+@dataclass(frozen=True)
+class TotpFactor(_Record):
+    user_id: str
+    secret_sealed: str
+    created_at: float
+    enabled_at: float | None = None  # None while being enrolled
+    last_step: int = 0  # the newest time step accepted: a code works once
+
+
+@dataclass(frozen=True)
+class RecoveryCode(_Record):
+    code_hmac: str
+    user_id: str
+    created_at: float
+    used_at: float | None = None
+
+
+@dataclass(frozen=True)
+class FactorChallenge(_Record):
+    """A single-use challenge bound to the browser that asked: a WebAuthn challenge
+    (``kind``: passkey_register, passkey_signin, passkey_verify) or an mfa token
+    (``kind``: mfa) for an email sign-in waiting for its second factor."""
+
+    token_hash: str
+    kind: str
+    created_at: float
+    expires_at: float
+    user_id: str | None = None
+    session_id: str | None = None
+    browser_hash: str | None = None
+    challenge: str | None = None
+    data: str | None = None  # JSON
+    attempts: int = 0
+    used_at: float | None = None

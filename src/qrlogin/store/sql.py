@@ -6,13 +6,20 @@ from sqlalchemy import Table, delete, select
 
 from qrlogin.store.accounts import SqlAccounts
 from qrlogin.store.base import shielded
+from qrlogin.store.factors import SqlFactors
 from qrlogin.store.oauth import SqlOAuth
 from qrlogin.store.requests import SqlLoginRequests
 from qrlogin.store.sessions import SqlSessions
-from qrlogin.store.tables import audit_events, email_logins, known_browsers, login_requests
+from qrlogin.store.tables import (
+    audit_events,
+    email_logins,
+    factor_challenges,
+    known_browsers,
+    login_requests,
+)
 
 
-class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions, SqlOAuth):
+class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions, SqlOAuth, SqlFactors):
     """Every table of qrlogin behind one object. Each public call is shielded from
     cancellation (``base.shielded``)."""
 
@@ -48,6 +55,9 @@ class SqlStore(SqlLoginRequests, SqlAccounts, SqlSessions, SqlOAuth):
         never holds the write lock for long; call again while it returns ``batch``-sized work."""
         removed = await self._delete_older(login_requests, "expires_at", now - keep_requests, batch)
         removed += await self._delete_older(email_logins, "expires_at", now - keep_requests, batch)
+        removed += await self._delete_older(
+            factor_challenges, "expires_at", now - keep_requests, batch
+        )
         removed += await self.delete_old_sessions(now - keep_sessions, batch)
         removed += await self._delete_older(audit_events, "created_at", now - keep_audit, batch)
         removed += await self._forget_browsers(now - keep_browsers, batch)

@@ -25,6 +25,13 @@ users = Table(
     # wrong email codes, which anyone can type, count and lock apart (requirement 12)
     Column("email_code_streak", Integer, nullable=False, server_default="0"),
     Column("email_locked_at", Float, nullable=True),
+    # second factors (accounts/factors.py): the account may not drop its last factor while
+    # ``mfa_required``; wrong TOTP and recovery codes count in a 15-minute window and lock
+    # the second factor (not the account) for a while
+    Column("mfa_required", Integer, nullable=False, server_default="0"),
+    Column("factor_failures", Integer, nullable=False, server_default="0"),
+    Column("factor_window_at", Float, nullable=True),
+    Column("factor_locked_until", Float, nullable=True),
 )
 
 login_requests = Table(
@@ -94,6 +101,10 @@ sessions = Table(
     # tokens serve that client only, never qrlogin's own API or pages (oauth/)
     Column("client_id", String(ID), nullable=True),
     Column("scope", String(200), nullable=True),
+    # how the session was made (space-separated ``amr`` values: email, passkey, otp, qr,
+    # recovery) and when it last proved a second factor (the step-up before an approval)
+    Column("amr", String(60), nullable=True),
+    Column("verified_at", Float, nullable=True),
 )
 
 email_logins = Table(
@@ -207,4 +218,66 @@ oauth_consents = Table(
     Column("client_id", String(ID), primary_key=True),
     Column("scope", String(200), nullable=False),  # what the user approved, space-separated
     Column("granted_at", Float, nullable=False),
+)
+
+# -- second factors (accounts/) ----------------------------------------------------------------
+
+# WebAuthn credentials. Flags are integers (0/1) so the prebuilt-statement reads take them.
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("user_id", String(ID), nullable=False, index=True),
+    Column("credential_id", String(1400), nullable=False, unique=True),  # base64url
+    Column("public_key", Text, nullable=False),  # COSE key, base64url
+    Column("sign_count", Integer, nullable=False),
+    Column("transports", String(200), nullable=False, server_default=""),  # space-separated
+    Column("aaguid", String(40), nullable=False, server_default=""),
+    Column("backup_eligible", Integer, nullable=False, server_default="0"),
+    Column("backup_state", Integer, nullable=False, server_default="0"),
+    Column("name", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+)
+
+# one TOTP secret per account, sealed under the server key; ``enabled_at`` is None while it
+# is being enrolled; ``last_step`` is the newest time step accepted (a code works once)
+totp_factors = Table(
+    "totp_factors",
+    metadata,
+    Column("user_id", String(ID), primary_key=True),
+    Column("secret_sealed", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("enabled_at", Float, nullable=True),
+    Column("last_step", Integer, nullable=False, server_default="0"),
+)
+
+# recovery codes as HMAC(server key, code, user id); each works once
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("code_hmac", String(HASH), primary_key=True),
+    Column("user_id", String(ID), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+)
+
+# single-use, short-lived challenges bound to the browser that asked: WebAuthn challenges
+# (registration, sign-in, step-up) and mfa tokens (an email sign-in waiting for its second
+# factor). Found by the SHA-256 of the token the browser holds.
+factor_challenges = Table(
+    "factor_challenges",
+    metadata,
+    Column("token_hash", String(HASH), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("user_id", String(ID), nullable=True),
+    Column("session_id", String(ID), nullable=True),
+    Column("browser_hash", String(HASH), nullable=True),  # or ``ip:<key>`` without a cookie
+    Column("challenge", String(200), nullable=True),  # WebAuthn challenge, base64url
+    Column("data", Text, nullable=True),  # JSON: what the sign-in it finishes carries
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+    Index("ix_factor_challenges_expires_at", "expires_at"),
 )

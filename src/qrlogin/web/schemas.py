@@ -20,6 +20,16 @@ class ErrorBody(BaseModel):
         default=None,
         description="invalid_code on the exchange only: wrong confirm codes still allowed.",
     )
+    mfa_token: str | None = Field(
+        default=None,
+        description="second_factor_required only: finishes the sign-in with the second "
+        "factor (single use, 5 minutes, this browser only).",
+    )
+    methods: list[str] | None = Field(
+        default=None,
+        description="second_factor_required and step_up_required: the factors the account "
+        "can use (passkey, totp, recovery).",
+    )
 
 
 class CreateLoginRequest(BaseModel):
