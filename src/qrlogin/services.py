@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from qrlogin.accounts.email_login import EmailLogins
 from qrlogin.accounts.factors import SecondFactors
 from qrlogin.accounts.lockout import AccountGuard
+from qrlogin.accounts.passkeys import Passkeys
+from qrlogin.accounts.totp import Totp
 from qrlogin.config import Settings
 from qrlogin.core.clock import Clock, SystemClock
 from qrlogin.core.policy import Policy
@@ -48,6 +50,8 @@ class Services:
     guard: AccountGuard
     metrics: Metrics
     factors: SecondFactors
+    totp: Totp
+    passkeys: Passkeys
     outbox: OutboxMailer | None = field(default=None)
     oauth: OpenIDProvider | None = field(default=None)  # standalone only
 
@@ -139,6 +143,17 @@ def build_services(
         public_url=settings.public_url,
         step_up=settings.approve_step_up,
     )
+    totp = Totp(store, factors, clock, policy, key, site_name=settings.site_name)
+    factors.codes = totp
+    passkeys = Passkeys(
+        store,
+        factors,
+        clock,
+        policy,
+        rp_id=settings.rp_id,
+        rp_name=settings.site_name,
+        origin=settings.origin,
+    )
     email_logins = EmailLogins(
         store,
         identity,
@@ -183,6 +198,8 @@ def build_services(
         guard=guard,
         metrics=metrics,
         factors=factors,
+        totp=totp,
+        passkeys=passkeys,
         outbox=outbox,
         oauth=oauth,
     )

@@ -29,8 +29,10 @@ from qrlogin.store.migrate import upgrade
 from qrlogin.web import (
     api_auth,
     api_login_requests,
+    api_passkeys,
     api_scan,
     api_sessions,
+    api_totp,
     docs,
     oauth_api,
     oauth_pages,
@@ -213,6 +215,8 @@ def create_app(
     if not services.embedded:
         app.include_router(api_auth.router)
         app.include_router(api_sessions.router)
+        app.include_router(api_totp.router)
+        app.include_router(api_passkeys.router)
         app.include_router(pages.router)
     if services.oauth is not None:  # the OpenID Provider: standalone only
         app.include_router(oauth_api.router)
