@@ -171,8 +171,7 @@ async def test_local_windows_move_with_time_and_tell_when_the_next_slot_frees(
 async def test_local_windows_sweep_keys_that_emptied(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = _Clock()
     monkeypatch.setattr(limiter_module.time, "time", clock.time)
-    windows = LocalWindows()
-    windows.sweep_every = 100
+    windows = LocalWindows(sweep_every=100)
     rule = parse("5 per second")
     for i in range(99):
         await windows.hit(rule, "ip", str(i))

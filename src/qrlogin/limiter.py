@@ -82,11 +82,10 @@ class LocalWindows:
     Nothing here awaits, so concurrent callers on the event loop see exact counts. Keys that
     emptied are swept every ``sweep_every`` hits, so per-address keys do not pile up."""
 
-    sweep_every = 10_000
-
-    def __init__(self) -> None:
+    def __init__(self, sweep_every: int = 10_000) -> None:
         self._hits: dict[str, tuple[float, deque[float]]] = {}
-        self._until_sweep = self.sweep_every
+        self.sweep_every = sweep_every
+        self._until_sweep = sweep_every
 
     def _live(self, item: RateLimitItem, identifiers: tuple[str, ...], now: float) -> deque[float]:
         key = item.key_for(*identifiers)
