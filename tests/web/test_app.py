@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,7 +72,7 @@ async def test_docs_serve_html(site: Site) -> None:
 async def test_healthz(site: Site) -> None:
     response = await site.client().get("/healthz")
 
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "worker": os.getpid()}
 
 
 @pytest.mark.parametrize("path", ["/api/v1/nothing", "/nothing"])

@@ -181,6 +181,7 @@ class ActivityList(BaseModel):
 
 class Health(BaseModel):
     status: str = "ok"
+    worker: int = Field(description="The serving process's id (one per `--workers`).")
 
 
 class Readiness(BaseModel):
