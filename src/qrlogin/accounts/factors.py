@@ -58,6 +58,12 @@ def factor_entry(
     )
 
 
+class CodeAlreadyUsed(InvalidCode):
+    """The right code of a time step already accepted (a replay, or the losers of parallel
+    uses of one code): refused with the same reply as a wrong code, but it is no guess, so
+    it spends no try of an mfa token (the winner of the race still finishes with it)."""
+
+
 class CodeChecker(Protocol):
     """Checks a typed second-factor code (``totp.py``): a TOTP code or a recovery code."""
 
@@ -188,6 +194,8 @@ class SecondFactors:
             raise InvalidCode()
         try:
             method = await self.codes.check(pending.user, code, device)
+        except CodeAlreadyUsed:
+            raise
         except InvalidCode:
             await self.store.fail_challenge(pending.token_hash)
             raise
