@@ -4,7 +4,9 @@ an account's second factors that the account and sign-in pages read."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from qrlogin.accounts.factors import binding
 from qrlogin.accounts.totp import qr_svg
@@ -35,11 +37,15 @@ LAST_FACTOR = refusal(409, "last_factor: the account requires a second factor, a
 
 
 async def _writer(request: Request) -> Authenticated:
-    """The signed-in caller of a write (a cookie session must send our header)."""
+    """The signed-in caller of a write (a cookie session must send our header). A
+    dependency, so it answers before the body is checked: no session, no 400."""
     auth = await deps.require_session(request)
     if deps.used_cookie_session(request):
         require_browser_header(request)
     return auth
+
+
+Writer = Annotated[Authenticated, Depends(_writer)]
 
 
 @router.get("/me/factors", response_model=FactorsOut, responses=NOT_SIGNED_IN)
@@ -60,11 +66,10 @@ async def factors_of_me(request: Request) -> FactorsOut:
 @router.post(
     "/me/totp", status_code=201, response_model=TotpEnrolment, responses=merge(WRITE, NOT_NOW)
 )
-async def totp_begin(request: Request) -> TotpEnrolment:
+async def totp_begin(request: Request, auth: Writer) -> TotpEnrolment:
     """Start setting up an authenticator app: a new secret, its ``otpauth://`` URI and the
     URI's QR code (SVG). Nothing is on until ``/me/totp/verify`` gets a code from the app;
     a second call replaces an unfinished set-up."""
-    auth = await _writer(request)
     secret, uri = await deps.services(request).totp.begin(auth.user)
     return TotpEnrolment(secret=secret, otpauth_uri=uri, qr_svg=qr_svg(uri))
 
@@ -74,10 +79,9 @@ async def totp_begin(request: Request) -> TotpEnrolment:
     response_model=RecoveryCodes,
     responses=merge(WRITE, WRONG_CODE, NOT_NOW),
 )
-async def totp_verify(body: FactorCode, request: Request) -> RecoveryCodes:
+async def totp_verify(auth: Writer, body: FactorCode, request: Request) -> RecoveryCodes:
     """The app's first code turns TOTP on; the reply holds 10 new recovery codes, shown
     this once (any earlier ones stop working)."""
-    auth = await _writer(request)
     codes = await deps.services(request).totp.enable(auth.user, body.code, deps.device_of(request))
     return RecoveryCodes(recovery_codes=codes)
 
@@ -87,11 +91,10 @@ async def totp_verify(body: FactorCode, request: Request) -> RecoveryCodes:
     status_code=204,
     responses=merge(WRITE, WRONG_CODE, STEP_UP, NOT_NOW, LAST_FACTOR),
 )
-async def totp_disable(request: Request, body: FreshFactor | None = None) -> Response:
+async def totp_disable(request: Request, auth: Writer, body: FreshFactor | None = None) -> Response:
     """Turn TOTP off. Needs a fresh second factor: a TOTP or recovery code in ``code``, or
     a session that proved one within the last 5 minutes. With the account's last second
     factor go its recovery codes."""
-    auth = await _writer(request)
     code = body.code if body else None
     await deps.services(request).totp.disable(
         auth.user, auth.session, code, deps.device_of(request)
@@ -104,10 +107,11 @@ async def totp_disable(request: Request, body: FreshFactor | None = None) -> Res
     response_model=RecoveryCodes,
     responses=merge(WRITE, WRONG_CODE, STEP_UP, NOT_NOW),
 )
-async def recovery_codes_new(request: Request, body: FreshFactor | None = None) -> RecoveryCodes:
+async def recovery_codes_new(
+    request: Request, auth: Writer, body: FreshFactor | None = None
+) -> RecoveryCodes:
     """A new set of 10 recovery codes in place of the old ones; needs a fresh second factor
     as turning TOTP off does."""
-    auth = await _writer(request)
     code = body.code if body else None
     codes = await deps.services(request).totp.new_recovery_codes(
         auth.user, auth.session, code, deps.device_of(request)
@@ -116,10 +120,9 @@ async def recovery_codes_new(request: Request, body: FreshFactor | None = None) 
 
 
 @router.post("/me/verify", response_model=Verified, responses=merge(WRITE, WRONG_CODE))
-async def verify_me(body: FactorCode, request: Request) -> Verified:
+async def verify_me(auth: Writer, body: FactorCode, request: Request) -> Verified:
     """Step-up: this session proves a second factor now (a TOTP or recovery code), so for
     the next 5 minutes it may approve sign-ins and change its factors without a code."""
-    auth = await _writer(request)
     svc = deps.services(request)
     device = deps.device_of(request)
     method = await svc.totp.check(auth.user, body.code, device)
