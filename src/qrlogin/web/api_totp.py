@@ -48,10 +48,19 @@ async def _writer(request: Request) -> Authenticated:
 Writer = Annotated[Authenticated, Depends(_writer)]
 
 
+def bound_to(request: Request) -> str:
+    """What this caller's mfa tokens are bound to: its browser cookie, else its address."""
+    svc = deps.services(request)
+    return binding(deps.browser_token(request), svc.limiter.ip_key(deps.ip_of(request)))
+
+
 @router.get("/me/factors", response_model=FactorsOut, responses=NOT_SIGNED_IN)
 async def factors_of_me(request: Request) -> FactorsOut:
     """What second factors the signed-in account has."""
-    auth = await deps.require_session(request)
+    return await factors_of(request, await deps.require_session(request))
+
+
+async def factors_of(request: Request, auth: Authenticated) -> FactorsOut:
     svc = deps.services(request)
     keys, totp, codes = await svc.store.factor_summary(auth.user.id)
     return FactorsOut(
@@ -147,8 +156,7 @@ async def second_factor(body: SecondFactorBody, request: Request) -> Response:
     given as the email step's would have been (cookie for a browser, tokens for an API
     client)."""
     svc = deps.services(request)
-    bound_to = binding(deps.browser_token(request), svc.limiter.ip_key(deps.ip_of(request)))
     started, _ = await svc.factors.finish_with_code(
-        body.mfa_token, bound_to, body.code, deps.device_of(request)
+        body.mfa_token, bound_to(request), body.code, deps.device_of(request)
     )
     return session_response(started, svc.clock.now())
