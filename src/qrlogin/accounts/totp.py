@@ -42,6 +42,11 @@ RECOVERY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 RECOVERY_HALF = 5  # two halves of 5 characters: 50 bits a code
 _MISREAD = str.maketrans("ILO", "110")
 WHAT = "an authenticator app (TOTP)"  # in the owner's notice mail
+# the one reply to every failure of a second-factor code: wrong, used, or while locked
+WRONG_CODE = (
+    "That code is not valid. Type the code your authenticator app shows now, or one of your "
+    "recovery codes. After several wrong codes, wait 15 minutes."
+)
 
 
 def new_recovery_code() -> str:
@@ -180,7 +185,7 @@ class Totp:
         now = self.clock.now()
         fresh = await self.store.get_user(user.id)  # the lock as it is now, not as it was
         if fresh is None or (fresh.factor_locked_until or 0) > now:
-            raise InvalidCode()
+            raise InvalidCode(WRONG_CODE)
         cleaned = normalize_code(code)
         if len(cleaned) == DIGITS and cleaned.isdigit():
             factor = await self.store.get_totp(user.id)
@@ -189,7 +194,7 @@ class Totp:
                 if await self.store.use_totp_step(user.id, step):
                     return "otp"
             if steps:  # the right code, already used (a replay or a parallel use): no guess
-                raise CodeAlreadyUsed()
+                raise CodeAlreadyUsed(WRONG_CODE)
             detail = "totp"
         else:
             recovery = normalize_recovery_code(code)
@@ -199,7 +204,7 @@ class Totp:
                 return "recovery"
             detail = "recovery_codes"
         await self._failed(user.id, device, detail, now)
-        raise InvalidCode()
+        raise InvalidCode(WRONG_CODE)
 
     async def _failed(self, user_id: str, device: Device, detail: str, now: float) -> None:
         policy = self.policy
