@@ -90,9 +90,24 @@ def test_set_up_totp_then_sign_in_with_it_and_with_a_recovery_code(
     expect(page).to_have_url(f"{server.url}/account", timeout=WAIT_MS)
     expect(page.locator("#recovery-left")).to_have_text("9")
 
-    # turning it off asks for a code
+    # require a second factor: then the app, the last one, cannot be turned off
+    page.get_by_role("button", name="Require a second factor").click()
+    expect(page.locator("#mfa-required-status")).to_contain_text("On", timeout=WAIT_MS)
+    assert_no_axe_violations(page)
     page.locator("#totp-off-code").fill(recovery[1])
+    page.get_by_role("button", name="Turn off").click()
+    expect(page.locator("#totp-off-error")).to_contain_text("last second factor")
+    assert_no_axe_violations(page)
+
+    # stop requiring it (no code: this session signed in with a recovery code a moment
+    # ago, a fresh second factor), then turn the app off
+    page.get_by_role("button", name="Stop requiring a second factor").click()
+    expect(page.get_by_role("button", name="Require a second factor")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    page.locator("#totp-off-code").fill(recovery[2])
     page.get_by_role("button", name="Turn off").click()
     expect(page.get_by_role("button", name="Set up an authenticator app")).to_be_visible(
         timeout=WAIT_MS
     )
+    expect(page.locator("#mfa-required")).to_have_count(0)

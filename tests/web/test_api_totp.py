@@ -12,8 +12,10 @@ import pytest
 from totp_support import SECOND, STEP, email_step, enrolled, error_of, mfa_token
 from web_support import BROWSER, Site
 
-from qrlogin.accounts.factors import factor_entry
 from qrlogin.store.tables import sessions
+
+REQUIRED = "/api/v1/me/factors/required"
+DISABLE = "/api/v1/me/totp/disable"
 
 
 async def amr_of(site: Site, user_id: str) -> list[str]:
@@ -229,16 +231,31 @@ async def test_a_step_up_older_than_five_minutes_is_not_enough(site: Site) -> No
     assert error_of(off) == (403, "step_up_required")
 
 
+async def test_an_account_without_a_second_factor_cannot_require_one(site: Site) -> None:
+    me = await site.sign_in(kind="browser")
+    refused = await me.client.post(REQUIRED, json={"required": True}, headers=BROWSER)
+    assert error_of(refused) == (409, "invalid_state")
+    assert (await me.client.get("/api/v1/me/factors")).json()["mfa_required"] is False
+
+
 async def test_the_last_factor_of_an_account_that_requires_one_stays(site: Site) -> None:
     account = await enrolled(site)
-    now = site.clock.now()
-    entry = factor_entry("factor.required", account.user_id, None, "on", now)
-    assert await site.services.store.set_mfa_required(account.user_id, True, entry)
-    off = await account.device.post(
-        "/api/v1/me/totp/disable", json={"code": account.code(site)}, headers=BROWSER
-    )
+    device = account.device
+    on = await device.post(REQUIRED, json={"required": True}, headers=BROWSER)
+    assert on.status_code == 200 and on.json()["mfa_required"] is True
+
+    off = await device.post(DISABLE, json={"code": account.code(site)}, headers=BROWSER)
     assert error_of(off) == (409, "last_factor")
-    assert (await account.device.get("/api/v1/me/factors")).json()["totp"] is True
+    assert (await device.get("/api/v1/me/factors")).json()["totp"] is True
+
+    # refused before the code was used: it still works
+    body = {"required": False, "code": account.code(site)}
+    # no longer requiring it weakens the account: a fresh second factor first
+    unproved = await device.post(REQUIRED, json={"required": False}, headers=BROWSER)
+    assert error_of(unproved) == (403, "step_up_required")
+    stopped = await device.post(REQUIRED, json=body, headers=BROWSER)
+    assert stopped.status_code == 200 and stopped.json()["mfa_required"] is False
+    assert (await device.post(DISABLE, headers=BROWSER)).status_code == 204  # just verified
 
 
 async def test_new_recovery_codes_replace_the_old_ones(site: Site) -> None:

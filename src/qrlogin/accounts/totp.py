@@ -27,7 +27,7 @@ from joserfc.jwk import OctKey
 
 from qrlogin.accounts.factors import CodeAlreadyUsed, SecondFactors, factor_entry
 from qrlogin.core.clock import Clock
-from qrlogin.core.errors import FactorRequired, InvalidCode, InvalidState, StepUpRequired
+from qrlogin.core.errors import FactorRequired, InvalidCode, InvalidState
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import code_hmac, constant_time_equal, normalize_code
 from qrlogin.identity.device import Device
@@ -222,31 +222,17 @@ class Totp:
 
     # -- changes that need a fresh second factor -------------------------------------------
 
-    async def _fresh_factor(
-        self, user: User, session: Session, code: str | None, device: Device
-    ) -> None:
-        """A valid code in this call, or a second factor this session proved within the
-        step-up window; else ``StepUpRequired`` (no code) or ``InvalidCode`` (a wrong one)."""
-        if code:
-            method = await self.check(user, code, device)
-            await self.factors.verified(user.id, session.id, method, device)
-            return
-        since = self.clock.now() - self.policy.step_up_window
-        current = await self.store.get_session(session.id)
-        if current is None or current.verified_at is None or current.verified_at < since:
-            raise StepUpRequired(
-                await self.factors.methods(user.id),
-                "Confirm it's you first: type a code from your authenticator app or one of "
-                "your recovery codes.",
-            )
-
     async def disable(self, user: User, session: Session, code: str | None, device: Device) -> None:
         """Turn TOTP off (and, with the last second factor, the recovery codes); not the last
         factor of an account that requires one (``FactorRequired``)."""
         factor = await self.store.get_totp(user.id)
         if factor is None or factor.enabled_at is None:
             raise InvalidState("No authenticator app is set up for this account.")
-        await self._fresh_factor(user, session, code, device)
+        fresh = await self.store.get_user(user.id)
+        keys, _, _ = await self.store.factor_summary(user.id)
+        if fresh is not None and fresh.mfa_required and not keys:
+            raise FactorRequired()  # before a code is spent on it (the write checks again)
+        await self.factors.fresh_factor(user, session, code, device)
         entry = factor_entry("factor.removed", user.id, device, "totp", self.clock.now())
         if not await self.store.delete_totp(user.id, entry):
             if await self.store.get_totp(user.id) is None:  # a parallel call removed it
@@ -260,7 +246,7 @@ class Totp:
         """A new set of recovery codes in place of the old (which stop working at once)."""
         if not await self.factors.has_second_factor(user.id):
             raise InvalidState("Recovery codes come with a second factor. Set one up first.")
-        await self._fresh_factor(user, session, code, device)
+        await self.factors.fresh_factor(user, session, code, device)
         now = self.clock.now()
         codes, rows = self._new_codes(user.id, now)
         entry = factor_entry("factor.added", user.id, device, "recovery_codes", now)

@@ -18,6 +18,7 @@ from qrlogin.web.schemas import (
     FactorsOut,
     FreshFactor,
     RecoveryCodes,
+    RequireFactor,
     SecondFactorBody,
     SessionOut,
     TotpEnrolment,
@@ -33,6 +34,7 @@ NOT_NOW = refusal(409, "invalid_state: TOTP is not in a state that allows this (
 STEP_UP = refusal(
     403, "step_up_required: no code came, and the session proved no second factor lately"
 )
+NO_FACTOR = refusal(409, "invalid_state: the account has no second factor to require")
 LAST_FACTOR = refusal(409, "last_factor: the account requires a second factor, and it is this")
 
 
@@ -70,6 +72,22 @@ async def factors_of(request: Request, auth: Authenticated) -> FactorsOut:
         recovery_codes_left=codes,
         mfa_required=bool(auth.user.mfa_required),
     )
+
+
+@router.post(
+    "/me/factors/required",
+    response_model=FactorsOut,
+    responses=merge(WRITE, WRONG_CODE, STEP_UP, NO_FACTOR),
+)
+async def factors_required(auth: Writer, body: RequireFactor, request: Request) -> FactorsOut:
+    """Require a second factor for this account (then its last one cannot be removed), or
+    stop requiring it, which needs a fresh second factor as turning TOTP off does."""
+    svc = deps.services(request)
+    await svc.factors.set_required(
+        auth.user, auth.session, body.required, body.code, deps.device_of(request)
+    )
+    user = await svc.store.get_user(auth.user.id)
+    return await factors_of(request, Authenticated(auth.session, user or auth.user))
 
 
 @router.post(

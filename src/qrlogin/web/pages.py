@@ -90,6 +90,7 @@ templates.env.globals["events"] = {
     "factor.verified": "Second factor confirmed",
     "factor.failed": "Wrong second-factor code",
     "factor.locked": "Second factor locked after wrong codes",
+    "factor.required": "Second factor requirement changed",
 }
 
 

@@ -151,6 +151,18 @@ class FreshFactor(BaseModel):
     code: str | None = Field(default=None, min_length=1, max_length=32)
 
 
+class RequireFactor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    required: bool
+    code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="To stop requiring: a TOTP or recovery code, unless the session proved a "
+        "second factor within the last 5 minutes.",
+    )
+
+
 class RecoveryCodes(BaseModel):
     recovery_codes: list[str] = Field(description="Shown once: each works once.")
 

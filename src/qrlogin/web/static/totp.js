@@ -60,21 +60,24 @@
     $("totp-qr").replaceChildren(document.importNode(svg, true));
   }
 
-  // a form whose one code field goes to `path`; `done` gets the reply's body
-  function codeForm(formId, path, done) {
+  // a form whose one code field goes to `path` (with `extra` fields); `done` gets the
+  // reply's body. With data-optional-code an empty field sends no code: a session that
+  // proved a second factor a moment ago (a passkey) needs none.
+  function codeForm(formId, path, done, extra = {}) {
     const form = $(formId);
     if (!form) return;
     const input = form.elements.code;
     const error = form.querySelector(".error");
+    const optional = form.hasAttribute("data-optional-code");
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       cleared(input, error);
       const code = input.value.trim();
-      if (!code) return failed(input, error, { message: "Type a code first." });
+      if (!code && !optional) return failed(input, error, { message: "Type a code first." });
       const button = form.querySelector("button[type=submit]");
       button.disabled = true;
       try {
-        const res = await call(path, { code });
+        const res = await call(path, code ? { ...extra, code } : { ...extra });
         if (!res.ok) return failed(input, error, res.data);
         input.value = "";
         done(res.data);
@@ -113,4 +116,21 @@
     showRecoveryCodes(data.recovery_codes);
   });
   $("recovery-saved").addEventListener("click", () => window.location.reload());
+  codeForm("mfa-required-off-form", "/factors/required", () => window.location.reload(), {
+    required: false,
+  });
+  const requireOn = $("mfa-required-on");
+  if (requireOn) {
+    requireOn.addEventListener("click", async () => {
+      const error = $("mfa-required-on-error");
+      cleared(null, error);
+      try {
+        const res = await call("/factors/required", { required: true });
+        if (!res.ok) return failed(null, error, res.data);
+        window.location.reload();
+      } catch (e) {
+        failed(null, error, null);
+      }
+    });
+  }
 })();
