@@ -5,13 +5,14 @@ and sign in with a recovery code. axe-core on every state on the way."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
 import pyotp
 from playwright.sync_api import BrowserContext, Page, expect
 
-from support import LiveServer, SmtpSink, assert_no_axe_violations
+from support import LiveServer, SmtpSink, assert_no_axe_violations, mail_text
 
 from .flows import WAIT_MS, sign_in_on_signin_page, sign_in_phone
 
@@ -35,39 +36,44 @@ def second_factor_step(page: Page, sink: SmtpSink) -> None:
     expect(page.locator("#second-factor-intro")).to_contain_text("second factor")
 
 
+def set_up_totp(page: Page, *, check_axe: bool = False) -> tuple[str, list[str]]:
+    """On /account: set up the app (a wrong code first, then the app's); the key read
+    from the page and the recovery codes shown once."""
+    axe = assert_no_axe_violations if check_axe else (lambda page: None)
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator("#totp-qr svg")).to_be_visible(timeout=WAIT_MS)
+    secret = page.locator("#totp-secret").inner_text().strip()
+    assert len(secret) == 32
+    axe(page)
+    page.locator("#totp-code").fill("000000")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.locator("#totp-verify-error")).to_contain_text("does not match")
+    expect(page.locator("#totp-code")).to_have_attribute("aria-invalid", "true")
+    axe(page)
+    page.locator("#totp-code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+
+    codes = page.locator("#recovery-list li")
+    expect(codes).to_have_count(10, timeout=WAIT_MS)
+    recovery = [c.strip() for c in codes.all_inner_texts()]
+    expect(page.locator("#recovery-heading")).to_be_focused()
+    axe(page)
+    page.get_by_role("button", name="I saved them").click()
+    expect(page.locator("#totp-status")).to_contain_text("On", timeout=WAIT_MS)
+    expect(page.locator("#recovery-left")).to_have_text("10")
+    axe(page)
+    return secret, recovery
+
+
 def test_set_up_totp_then_sign_in_with_it_and_with_a_recovery_code(
     live_server: Callable[..., LiveServer], smtp_sink: SmtpSink, desktop: BrowserContext
 ) -> None:
     server = live_server()
     page = sign_in_phone(desktop, server, smtp_sink, EMAIL)
-    setup = page.get_by_role("button", name="Set up an authenticator app")
-    expect(setup).to_be_visible()
+    expect(page.get_by_role("button", name="Set up an authenticator app")).to_be_visible()
     assert_no_axe_violations(page)
 
-    # set up: the QR code and the key; a wrong code first, then the app's
-    setup.click()
-    expect(page.locator("#totp-qr svg")).to_be_visible(timeout=WAIT_MS)
-    secret = page.locator("#totp-secret").inner_text().strip()
-    assert len(secret) == 32
-    assert_no_axe_violations(page)
-    page.locator("#totp-code").fill("000000")
-    page.get_by_role("button", name="Turn on").click()
-    expect(page.locator("#totp-verify-error")).to_contain_text("does not match")
-    expect(page.locator("#totp-code")).to_have_attribute("aria-invalid", "true")
-    assert_no_axe_violations(page)
-    page.locator("#totp-code").fill(pyotp.TOTP(secret).now())
-    page.get_by_role("button", name="Turn on").click()
-
-    # the recovery codes, shown once
-    codes = page.locator("#recovery-list li")
-    expect(codes).to_have_count(10, timeout=WAIT_MS)
-    recovery = [c.strip() for c in codes.all_inner_texts()]
-    expect(page.locator("#recovery-heading")).to_be_focused()
-    assert_no_axe_violations(page)
-    page.get_by_role("button", name="I saved them").click()
-    expect(page.locator("#totp-status")).to_contain_text("On", timeout=WAIT_MS)
-    expect(page.locator("#recovery-left")).to_have_text("10")
-    assert_no_axe_violations(page)
+    secret, recovery = set_up_totp(page, check_axe=True)
 
     # a new device: email code, then a wrong code, then the app's
     sign_out(page, server)
@@ -111,3 +117,37 @@ def test_set_up_totp_then_sign_in_with_it_and_with_a_recovery_code(
         timeout=WAIT_MS
     )
     expect(page.locator("#mfa-required")).to_have_count(0)
+
+
+def test_a_link_opened_on_another_device_leads_to_the_second_factor_step(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+) -> None:
+    """The browser that asked waits on its code form; the link is confirmed on the phone;
+    the waiting page moves on to the second-factor step by itself (signin.js), and the
+    app's code signs it in."""
+    server = live_server()
+    page = sign_in_phone(desktop, server, smtp_sink, EMAIL)
+    secret, _ = set_up_totp(page)
+    sign_out(page, server)
+
+    before = len(smtp_sink)
+    page.locator("#email").fill(EMAIL)
+    page.get_by_role("button", name="Email me a sign-in code").click()
+    expect(page.locator("#code")).to_be_visible(timeout=WAIT_MS)
+    found = re.search(
+        r"https?://\S+/auth/email/\S+", mail_text(smtp_sink.latest_to(EMAIL, after=before))
+    )
+    assert found
+    elsewhere = phone.new_page()
+    elsewhere.goto(found.group(0))
+    elsewhere.locator("#confirm").click()
+    expect(elsewhere.locator("h1")).to_have_text("Confirmed", timeout=WAIT_MS)
+
+    expect(page.locator("#factor-code")).to_be_visible(timeout=WAIT_MS)
+    assert "mfa" not in page.url  # the token rode in a form, not the address
+    page.locator("#factor-code").fill(next_step_code(secret))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(f"{server.url}/account", timeout=WAIT_MS)

@@ -131,3 +131,32 @@ async def test_the_account_page_offers_to_set_up_totp_and_then_shows_it_on(site:
     assert 'id="totp-status"' in on.text and 'id="totp-off-form"' in on.text
     assert re.search(r'id="recovery-left">10<', on.text)
     assert "Set up an authenticator app" not in on.text
+
+
+async def test_a_link_confirmed_elsewhere_is_picked_up_into_the_second_factor_step(
+    site: Site,
+) -> None:
+    """The asking browser's poll (signin.js) gets 401 second_factor_required; its token,
+    posted to the step, shows the form there, and the code finishes it in that browser."""
+    account = await enrolled(site)
+    client = site.client()
+    signin = await client.get("/signin")
+    asked = await client.post(
+        "/signin", data={"csrf": csrf_of(signin.text), "email": account.email}
+    )
+    mail = next(m for m in site.outbox if m.to == account.email and "sign-in code" in m.text)
+    link = f"/auth/email/{link_token_in(mail)}"
+    phone = site.client()
+    confirm = await phone.get(link)
+    handed = await phone.post(link, data={"csrf": csrf_of(confirm.text)})
+    assert handed.status_code == 200 and "qrl_session" not in phone.cookies
+
+    picked = await client.post("/api/v1/auth/email/pickup", headers={"qrlogin-client": "browser"})
+
+    assert picked.status_code == 401
+    assert picked.json()["error"] == "second_factor_required"
+    data = {"csrf": csrf_of(asked.text), "mfa_token": picked.json()["mfa_token"], "next": ""}
+    step = await client.post("/signin/second-factor", data=data)
+    assert step.status_code == 200 and 'id="second-factor-form"' in step.text
+    done = await submit(client, step.text, account.code(site))
+    assert done.status_code == 303 and "qrl_session" in set_cookies(done)
