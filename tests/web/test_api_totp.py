@@ -256,6 +256,9 @@ async def test_the_last_factor_of_an_account_that_requires_one_stays(site: Site)
     stopped = await device.post(REQUIRED, json=body, headers=BROWSER)
     assert stopped.status_code == 200 and stopped.json()["mfa_required"] is False
     assert (await device.post(DISABLE, headers=BROWSER)).status_code == 204  # just verified
+    activity = (await device.get("/api/v1/me/activity")).json()["activity"]
+    events = [a["event"] for a in activity]
+    assert {"factor.required", "factor.optional", "factor.removed"} <= set(events)
 
 
 async def test_new_recovery_codes_replace_the_old_ones(site: Site) -> None:

@@ -266,8 +266,8 @@ class SecondFactors:
         if not required:
             await self.fresh_factor(user, session, code, device)
         now = self.clock.now()
-        detail = "on" if required else "off"
-        entry = factor_entry("factor.required", user.id, device, detail, now, session.id)
+        event = "factor.required" if required else "factor.optional"
+        entry = factor_entry(event, user.id, device, "account", now, session.id)
         if not await self.store.set_mfa_required(user.id, required, entry):
             raise InvalidState(
                 "Set up a passkey or an authenticator app first: an account can only require "

@@ -85,12 +85,6 @@ templates.env.globals["events"] = {
     "account.locked": "Account locked after wrong codes",
     "session.created": "New session",
     "session.revoked": "Device signed out",
-    "factor.added": "Sign-in method added",
-    "factor.removed": "Sign-in method removed",
-    "factor.verified": "Second factor confirmed",
-    "factor.failed": "Wrong second-factor code",
-    "factor.locked": "Second factor locked after wrong codes",
-    "factor.required": "Second factor requirement changed",
 }
 
 
