@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     logs.configure()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         access_log=False,
         log_config=None,
         host=args.host,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -178,3 +179,24 @@ def test_an_unhandled_error_under_uvicorn_is_logged_once(
     assert [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER] == [
         "GET /api/v1/broken 500"
     ]
+
+
+async def test_serve_freezes_what_start_up_allocated(tmp_path: Path) -> None:
+    """``qrlogin serve`` builds its app with ``freeze_gc``: after start-up the collector's
+    permanent generation holds the modules, routes and templates (no full-collection pauses
+    walking them under load); an app built without it (tests, embedding) freezes nothing."""
+    import gc
+
+    from qrlogin.config import Settings
+    from qrlogin.web.app import create_app
+
+    gc.unfreeze()
+    plain = create_app(Settings(data_dir=tmp_path / "a"))
+    async with plain.router.lifespan_context(plain):
+        assert gc.get_freeze_count() == 0
+    served = create_app(Settings(data_dir=tmp_path / "b"), freeze_gc=True)
+    try:
+        async with served.router.lifespan_context(served):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

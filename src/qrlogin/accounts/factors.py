@@ -21,7 +21,7 @@ from qrlogin.core.errors import InvalidCode, InvalidMfaToken, InvalidState, Step
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import constant_time_equal, new_secret, sha256_hex
 from qrlogin.identity.device import Device
-from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
+from qrlogin.identity.ports import Approver, SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.mail import Mail, Mailer
 from qrlogin.store.ports import FactorStore
 from qrlogin.store.records import AuditEntry, FactorChallenge, Session, User
@@ -227,6 +227,10 @@ class SecondFactors:
             )
         if not ok:
             raise StepUpRequired(methods)
+
+    async def before_approval(self, approver: Approver) -> None:
+        """``identity.ports.StepUp`` for the built-in accounts."""
+        await self.require_step_up(approver.user_id, approver.session_id)
 
     async def verified(self, user_id: str, session_id: str, method: str, device: Device) -> None:
         """The session proved ``method`` (``otp`` or ``passkey``) just now."""

@@ -28,6 +28,7 @@ LINKED_BY_TEXT = {
     "qr": "by QR",
     "user_code": "by code",
     "oauth": "through an app's sign-in",
+    "passkey": "with a passkey",
 }
 
 
@@ -48,7 +49,7 @@ def _second_factor(amr: tuple[str, ...]) -> bool:
     return any(m in ("passkey", "otp", "recovery") for m in amr)
 
 
-def describe_amr(methods: tuple[str, ...]) -> str:
+def describe_amr(methods: tuple[str, ...] | list[str]) -> str:
     """How a session was made, for people: "email + authenticator code"."""
     return " + ".join(AMR_TEXT.get(m, m) for m in methods)
 

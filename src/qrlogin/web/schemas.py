@@ -200,9 +200,14 @@ class SessionInfo(BaseModel):
     ip: str
     created_at: float
     last_seen_at: float
-    linked_by: str = Field(description="email, qr or user_code")
+    linked_by: str = Field(description="email, passkey, qr, user_code or oauth")
     linked_from: str | None = Field(
         default=None, description="The approving device, for qr/user_code."
+    )
+    amr: list[str] = Field(
+        default_factory=list,
+        description="How it signed in: email, passkey, otp (authenticator app), qr (approved "
+        "by another device) and recovery (a recovery code), in order.",
     )
     current: bool
 
