@@ -286,3 +286,44 @@ async def test_every_factor_change_mails_the_owner(site: Site) -> None:
     subjects = [m.subject for m in site.outbox if m.to == account.email]
     assert any("added to" in s for s in subjects)
     assert any("removed from" in s for s in subjects)
+
+
+async def test_an_approver_with_totp_steps_up_with_a_code_before_it_approves(
+    site: Site,
+) -> None:
+    account = await enrolled(site)
+    requester = await site.new_requester("api")
+    headers = BROWSER
+    scanned = await account.device.get(f"/api/v1/scan/{requester.handle}", headers=headers)
+    assert scanned.status_code == 200, scanned.text
+    approve = f"/api/v1/scan/{requester.handle}/approve"
+
+    refused = await account.device.post(approve, headers=headers)
+    assert error_of(refused) == (403, "step_up_required")
+    assert refused.json()["methods"] == ["totp"]
+
+    verified = await account.device.post(
+        "/api/v1/me/verify", json={"code": account.code(site)}, headers=headers
+    )
+    assert verified.status_code == 200, verified.text
+    approved = await account.device.post(approve, headers=headers)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+
+
+async def test_a_wrong_step_up_code_is_refused_and_counts_toward_the_lock(site: Site) -> None:
+    account = await enrolled(site)
+    for _ in range(5):
+        wrong = await account.device.post(
+            "/api/v1/me/verify", json={"code": "000000"}, headers=BROWSER
+        )
+        assert error_of(wrong) == (400, "invalid_code")
+    right = await account.device.post(
+        "/api/v1/me/verify", json={"code": account.code(site)}, headers=BROWSER
+    )
+    assert error_of(right) == (400, "invalid_code")  # locked: the same reply
+    site.clock.advance(15 * 60)
+    again = await account.device.post(
+        "/api/v1/me/verify", json={"code": account.code(site)}, headers=BROWSER
+    )
+    assert again.status_code == 200, again.text
