@@ -14,7 +14,13 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from support import LiveServer, SmtpSink, assert_no_axe_violations, mail_text
 
-from .flows import WAIT_MS, sign_in_on_signin_page, sign_in_phone
+from .flows import (
+    WAIT_MS,
+    open_login,
+    sign_in_on_signin_page,
+    sign_in_phone,
+    type_confirm_code,
+)
 
 EMAIL = "ada@example.test"
 
@@ -151,3 +157,27 @@ def test_a_link_opened_on_another_device_leads_to_the_second_factor_step(
     page.locator("#factor-code").fill(next_step_code(secret))
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(f"{server.url}/account", timeout=WAIT_MS)
+
+
+def test_approving_a_qr_sign_in_asks_the_phone_for_its_app_code_first(
+    live_server: Callable[..., LiveServer],
+    smtp_sink: SmtpSink,
+    desktop: BrowserContext,
+    phone: BrowserContext,
+) -> None:
+    server = live_server()
+    mobile = sign_in_phone(phone, server, smtp_sink, EMAIL)
+    secret, _ = set_up_totp(mobile)
+    login = open_login(desktop, server)
+
+    mobile.goto(login.qr_url())
+    mobile.locator("#approve").click()
+    expect(mobile.locator("#step-up")).to_be_visible(timeout=WAIT_MS)
+    assert_no_axe_violations(mobile)
+    mobile.locator("#step-up-code").fill(next_step_code(secret))
+    mobile.locator("#step-up-approve").click()
+
+    shown = mobile.locator("#confirm-code")
+    expect(shown).to_have_text(re.compile(r"^\s*\d{3} \d{3}\s*$"), timeout=WAIT_MS)
+    type_confirm_code(login, re.sub(r"\D", "", shown.inner_text()))
+    expect(login.page).to_have_url(f"{server.url}/account", timeout=WAIT_MS)
