@@ -327,3 +327,14 @@ async def test_a_wrong_step_up_code_is_refused_and_counts_toward_the_lock(site: 
         "/api/v1/me/verify", json={"code": account.code(site)}, headers=BROWSER
     )
     assert again.status_code == 200, again.text
+
+
+async def test_the_schema_says_the_email_step_may_answer_second_factor_required(
+    site: Site,
+) -> None:
+    spec = (await site.client().get("/openapi.json")).json()
+    for path in ("/api/v1/auth/email/verify", "/api/v1/auth/email/pickup"):
+        unauthorized = spec["paths"][path]["post"]["responses"]["401"]["description"]
+        assert unauthorized.startswith("second_factor_required"), path
+    second = spec["paths"]["/api/v1/auth/second-factor"]["post"]["responses"]
+    assert {"200", "400", "401"} <= set(second)
