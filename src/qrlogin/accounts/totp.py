@@ -142,15 +142,15 @@ class Totp:
         factor = await self.store.get_totp(user.id)
         if factor is None or factor.enabled_at is not None:
             raise InvalidState("Nothing is being set up. Start setting up an authenticator app.")
-        step = self._matching_steps(factor, code)
-        if not step:
+        steps = self._matching_steps(factor, code)
+        if not steps:
             raise InvalidCode(
                 "That code does not match. Type the code your authenticator app shows now."
             )
         now = self.clock.now()
         codes, rows = self._new_codes(user.id, now)
         entry = factor_entry("factor.added", user.id, device, "totp", now)
-        if not await self.store.enable_totp(user.id, step[-1], now, rows, entry):
+        if not await self.store.enable_totp(user.id, steps[-1], now, rows, entry):
             raise InvalidState("Nothing is being set up. Start setting up an authenticator app.")
         self.factors.notify(user, WHAT, added=True)
         return codes
