@@ -14,14 +14,21 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from qrlogin.core.codes import display_user_code
-from qrlogin.core.errors import InvalidCode, InvalidHandle, QrLoginError, StepUpRequired
+from qrlogin.core.errors import (
+    InvalidCode,
+    InvalidHandle,
+    InvalidMfaToken,
+    QrLoginError,
+    SecondFactorRequired,
+    StepUpRequired,
+)
 from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.identity.ports import StartedSession
 from qrlogin.sessions.service import describe_amr
-from qrlogin.web import api_sessions, deps
+from qrlogin.web import api_sessions, api_totp, deps
 from qrlogin.web.api_scan import scan_body
 from qrlogin.web.schemas import ActivityEntry
 from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
@@ -492,11 +499,61 @@ async def signin_code(request: Request) -> Response:
             deps.device_of(request),
             deps.browser_token(request),
         )
+    except SecondFactorRequired as stop:
+        return second_factor_step(request, stop, nxt)
     except QrLoginError as exc:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="code", error=exc.message
         )
     return signed_in_redirect(issued, nxt, request)
+
+
+def second_factor_step(
+    request: Request,
+    stop: SecondFactorRequired,
+    nxt: str,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    """The email step is done; the page asks for the account's second factor (the mfa
+    token rides in the form, never in a URL)."""
+    return render(
+        request,
+        "signin.html",
+        status_code,
+        next=nxt,
+        step="second_factor",
+        mfa_token=stop.mfa_token,
+        methods=stop.methods,
+        error=error,
+    )
+
+
+@router.post("/signin/second-factor")
+async def signin_second_factor(request: Request) -> Response:
+    """The second-factor step's form: with ``code``, finish the sign-in; without, show the
+    step (``signin.js`` comes here when a sign-in picked up from a link needs it)."""
+    form = await form_with_csrf(request)
+    svc = deps.services(request)
+    nxt = safe_redirect_path(form.get("next")) or ""
+    token = form.get("mfa_token", "")
+    bound_to = api_totp.bound_to(request)
+    try:
+        pending = await svc.factors.pending(token, bound_to)
+        stop = SecondFactorRequired(token, await svc.factors.methods(pending.user.id))
+        if "code" not in form:
+            return second_factor_step(request, stop, nxt)
+        started, pending = await svc.factors.finish_with_code(
+            token, bound_to, form["code"], deps.device_of(request)
+        )
+    except InvalidMfaToken as exc:
+        return render(
+            request, "signin.html", 400, next=nxt, email="", step="email", error=exc.message
+        )
+    except InvalidCode as exc:
+        return second_factor_step(request, stop, nxt, 400, exc.message)
+    to = nxt or safe_redirect_path(pending.next) or "/account"
+    return signed_in_redirect(started, to, request)
 
 
 @router.get("/auth/email/{token}")
@@ -528,9 +585,12 @@ async def email_link_page(token: str, request: Request) -> Response:
 async def email_link_confirm(token: str, request: Request) -> Response:
     await form_with_csrf(request)
     svc = deps.services(request)
-    issued, info = await svc.email_logins.confirm_link(
-        token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
-    )
+    try:
+        issued, info = await svc.email_logins.confirm_link(
+            token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
+        )
+    except SecondFactorRequired as stop:  # the browser that asked: on to its second factor
+        return second_factor_step(request, stop, "")
     if issued is not None and info is not None:
         return signed_in_redirect(
             issued, safe_redirect_path(info.login.next) or "/account", request
@@ -559,7 +619,8 @@ async def account_page(request: Request) -> Response:
     if auth is None:
         return _signin_redirect(request, "/account")
     activity = one_row_per_sign_in(await api_sessions.activity_of(request, auth.user.id))[:15]
-    return render(request, "account.html", session=auth.session, activity=activity)
+    factors = await api_totp.factors_of(request, auth)
+    return render(request, "account.html", session=auth.session, activity=activity, factors=factors)
 
 
 def one_row_per_sign_in(activity: list[ActivityEntry]) -> list[ActivityEntry]:
