@@ -142,7 +142,7 @@ def test_serve_answers_healthz_and_login_then_stops(
 
     health = httpx.get(f"{url}/healthz", timeout=10)
     assert health.status_code == 200
-    assert health.json() == {"status": "ok"}
+    assert health.json() == {"status": "ok", "worker": proc.pid}  # one worker: the process
 
     page = httpx.get(f"{url}/login", timeout=10)
     assert page.status_code == 200
@@ -193,7 +193,7 @@ def test_the_start_up_line_says_when_dev_mode_is_on_and_where_the_outbox_is(
 
     from qrlogin import cli, logs
 
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # start-up line only
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *args, **kwargs: None)  # start-up line only
     monkeypatch.setattr(logs, "configure", lambda: None)
     for name in [k for k in os.environ if k.startswith("QRLOGIN_")]:
         monkeypatch.delenv(name)

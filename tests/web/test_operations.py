@@ -8,6 +8,7 @@ The metrics that need a stream as it happens run against a real uvicorn.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -38,7 +39,7 @@ def redis_server() -> Iterator[RedisServer]:
 async def test_healthz_says_the_process_is_alive(site: Site) -> None:
     response = await site.client().get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "worker": os.getpid()}
 
 
 async def test_readyz_is_200_when_the_database_and_the_bus_answer(site: Site) -> None:
