@@ -219,6 +219,25 @@ def measure_create(run: Run) -> None:
         )
     finally:
         server.stop()
+    if redis_supported() and _redis_up():
+        # two workers on one SQLite file; Redis carries their events and counters
+        server = procs.start_qrlogin(RESULTS, redis_url=REDIS_URL, workers=2)
+        try:
+            url = f"http://127.0.0.1:{server.port}"
+            _warm(url, "post.lua", load.QRLOGIN_CREATE)
+            run.throughput["create:qrlogin-2w"] = load.wrk(
+                url, "post.lua", secs, load.QRLOGIN_CREATE
+            )
+        finally:
+            server.stop()
+    server = procs.start_bare_fastapi(RESULTS)
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        run.throughput["create:bare-floor"] = load.wrk(
+            url, "get.lua", secs, {"BENCH_PATH": "/healthz"}
+        )
+    finally:
+        server.stop()
     if run.plan.node:
         server = procs.start_oidc_provider(RESULTS)
         try:
@@ -235,7 +254,14 @@ def measure_create(run: Run) -> None:
             run.throughput["create:authlib"] = load.wrk(url, "post.lua", secs, load.AUTHLIB_CREATE)
         finally:
             server.stop()
-    for key in ("create:qrlogin", "create:qrlogin-floor", "create:oidc", "create:authlib"):
+    for key in (
+        "create:qrlogin",
+        "create:qrlogin-2w",
+        "create:qrlogin-floor",
+        "create:bare-floor",
+        "create:oidc",
+        "create:authlib",
+    ):
         if key in run.throughput:
             r = run.throughput[key]
             log(f"  {key}: {r.ok_rps:.0f}/s ok, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx}")
@@ -300,6 +326,19 @@ def redis_supported() -> bool:
     return "RedisBus" in inspect.getsource(qrlogin.services)
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def measure_signins(run: Run) -> None:
     secs = run.plan.wrk_seconds
     log("complete sign-ins (create → scan → approve → exchange), SQLite, 1 instance")
@@ -310,6 +349,15 @@ def measure_signins(run: Run) -> None:
         server.stop()
     r = run.throughput["signin:sqlite:1"]
     log(f"  {r.completed_ps:.0f} sign-ins/s, failed {r.failed}")
+    if redis_supported() and _redis_up():
+        log("complete sign-ins, SQLite, 1 instance of 2 workers (+ Redis for their events)")
+        server = procs.start_qrlogin(RESULTS, redis_url=REDIS_URL, workers=2)
+        try:
+            run.throughput["signin:sqlite-2w:1"] = _signins([server], secs)
+        finally:
+            server.stop()
+        r = run.throughput["signin:sqlite-2w:1"]
+        log(f"  {r.completed_ps:.0f} sign-ins/s, failed {r.failed}")
     if not run.plan.pg:
         run.skipped.append("PostgreSQL runs (--no-pg)")
         return

@@ -179,9 +179,11 @@ def start_qrlogin(
     redis_url: str | None = None,
     redis_prefix: str | None = None,
     settings: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Server:
     """``qrlogin serve`` on a fresh data dir; ``settings`` are more ``QRLOGIN_*`` variables
-    (names without the prefix, e.g. ``{"DEVICE_POLL_INTERVAL": "1"}``)."""
+    (names without the prefix, e.g. ``{"DEVICE_POLL_INTERVAL": "1"}``); ``workers`` > 1
+    needs ``redis_url``."""
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="qrlogin-bench-"))
     env = {
@@ -208,6 +210,8 @@ def start_qrlogin(
     env.update({f"QRLOGIN_{k}": v for k, v in (settings or {}).items()})
     qrlogin = Path(sys.executable).with_name("qrlogin")
     cmd = [str(qrlogin), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     state = source_state()
     if state not in QRLOGIN_SOURCES:
         QRLOGIN_SOURCES.append(state)
@@ -293,6 +297,13 @@ def start_authlib(results: Path) -> Server:
         "bench.peers.authlib_server:app",
     ]
     return _start("authlib", cmd, port, dict(os.environ), results)
+
+
+def start_bare_fastapi(results: Path) -> Server:
+    """A bare FastAPI app (bench/peers/bare_fastapi.py): the web stack's ceiling."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.peers.bare_fastapi", str(port)]
+    return _start("bare-fastapi", cmd, port, dict(os.environ), results)
 
 
 @contextlib.contextmanager

@@ -57,7 +57,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000  # readers; and how long a writer waits for another process's lock
-BUSY_RETRY = (0.001, 0.05)  # a writer's first and longest pause between tries of that lock
+BUSY_RETRY = (0.0002, 0.002)  # a writer's first and longest pause between tries of that lock
 
 
 class LoopConnection:
