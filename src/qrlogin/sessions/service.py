@@ -28,6 +28,7 @@ LINKED_BY_TEXT = {
     "qr": "by QR",
     "user_code": "by code",
     "oauth": "through an app's sign-in",
+    "passkey": "with a passkey",
 }
 
 
