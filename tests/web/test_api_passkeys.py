@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from limits import parse
 from web_support import BROWSER, PUBLIC_URL, Approver, Site, code_in
 
 from qrlogin.core.errors import StepUpRequired
+from qrlogin.limiter import Limits
 from qrlogin.store.records import AuditEntry
 from qrlogin.store.tables import sessions
 from webauthn_support import SoftAuthenticator
@@ -220,6 +222,20 @@ async def test_request_options_offer_any_passkey_of_the_site(site: Site) -> None
     assert reply.json()["options"]["rpId"] == "testserver"
 
 
+async def test_sign_in_options_are_limited_per_address(site: Site) -> None:
+    allowed = parse(Limits().passkey_options_per_ip).amount
+    client = site.client(ip="198.51.100.7")
+    for _ in range(allowed):
+        assert (await client.post(SIGN_IN_OPTIONS)).status_code == 200
+
+    refused = await client.post(SIGN_IN_OPTIONS)
+    elsewhere = await site.client(ip="198.51.100.8").post(SIGN_IN_OPTIONS)
+
+    assert error_of(refused) == (429, "rate_limited")
+    assert int(refused.headers["retry-after"]) > 0
+    assert elsewhere.status_code == 200
+
+
 async def test_a_sign_in_challenge_from_another_browser_is_refused(site: Site) -> None:
     ann = await site.sign_in()
     key = authenticator()
@@ -404,3 +420,25 @@ async def test_the_passkey_operations_document_their_refusals(site: Site) -> Non
     assert "409" in spec[f"{MINE}/{{passkey_id}}"]["delete"]["responses"]
     assert {"400", "401"} <= set(spec[SIGN_IN]["post"]["responses"])
     assert "passkey_refused" in spec[STEP_UP]["post"]["responses"]["400"]["description"]
+
+
+# -- the pages that use it -----------------------------------------------------------------
+
+
+async def test_the_signin_page_offers_passkeys_in_the_email_fields_autofill(site: Site) -> None:
+    page = (await site.client().get("/signin")).text
+
+    assert 'autocomplete="username webauthn"' in page
+    assert 'id="passkey-signin" hidden>Sign in with a passkey</button>' in page
+    assert '<script src="/static/passkeys.js" data-base="" defer></script>' in page
+
+
+async def test_the_account_page_has_the_passkeys_section(site: Site) -> None:
+    ann = await site.sign_in(kind="browser")
+
+    page = (await ann.client.get("/account")).text
+
+    assert 'id="passkeys"' in page and 'id="passkey-add" hidden' in page
+    assert page.count("/static/passkeys.js") == 1
+    script = await site.client().get("/static/passkeys.js")
+    assert script.status_code == 200 and "parseRequestOptionsFromJSON" in script.text

@@ -23,7 +23,7 @@ from qrlogin.core.errors import PasskeyRefused
 from qrlogin.sessions.service import Authenticated
 from qrlogin.store.records import Passkey
 from qrlogin.web import deps, security
-from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, merge, refusal
+from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, RATE_LIMITED, merge, refusal
 from qrlogin.web.schemas import SessionOut
 from qrlogin.web.sessions import session_response
 
@@ -230,13 +230,19 @@ async def delete_passkey(auth: Signed, passkey_id: str, request: Request) -> Res
 # -- signing in with a passkey -------------------------------------------------------------
 
 
-@router.post("/auth/passkey/options", response_model=PasskeyOptions, responses=MFA)
+@router.post(
+    "/auth/passkey/options", response_model=PasskeyOptions, responses=merge(MFA, RATE_LIMITED)
+)
 async def passkey_request_options(
     request: Request, body: PasskeySignInOptions | None = None
 ) -> Response:
     """Options for signing in with a passkey: any of this site's (discoverable, for the
     button and for the browser's autofill), or, with an ``mfa_token``, that account's."""
     svc = deps.services(request)
+    ip_key = svc.limiter.ip_key(deps.ip_of(request))
+    await svc.limiter.reserve_all(
+        ("passkey_options_per_ip", (ip_key,)), ("passkey_options_global", ())
+    )
     user_id = None
     if body is not None and body.mfa_token is not None:
         # bound as the mfa token is: to this browser's cookie, or its address
