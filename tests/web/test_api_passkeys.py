@@ -5,6 +5,7 @@ error for every refusal."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from web_support import BROWSER, PUBLIC_URL, Approver, Site, code_in
 from qrlogin.core.errors import StepUpRequired
 from qrlogin.limiter import Limits
 from qrlogin.store.records import AuditEntry
-from qrlogin.store.tables import sessions
+from qrlogin.store.tables import passkeys, sessions
 from webauthn_support import SoftAuthenticator
 
 MINE = "/api/v1/me/passkeys"
@@ -442,3 +443,21 @@ async def test_the_account_page_has_the_passkeys_section(site: Site) -> None:
     assert page.count("/static/passkeys.js") == 1
     script = await site.client().get("/static/passkeys.js")
     assert script.status_code == 200 and "parseRequestOptionsFromJSON" in script.text
+
+
+@pytest.mark.backends
+async def test_of_two_sign_ins_racing_on_one_counter_exactly_one_gets_in(site: Site) -> None:
+    ann = await site.sign_in()
+    key = authenticator()
+    await add_passkey(ann, key)
+    client = site.client()
+    sent = []
+    for bump in (True, False):  # two copies of one key, both sending the next counter
+        asked = (await client.post(SIGN_IN_OPTIONS)).json()
+        credential = key.get(asked["options"], bump=bump)
+        sent.append({"credential": credential, "token": asked["token"]})
+
+    replies = await asyncio.gather(*(client.post(SIGN_IN, json=body) for body in sent))
+
+    assert sorted(r.status_code for r in replies) == [200, 400]
+    assert (await site.rows(passkeys))[0]["sign_count"] == key.sign_count
