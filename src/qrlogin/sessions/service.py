@@ -28,7 +28,6 @@ LINKED_BY_TEXT = {
     "qr": "by QR",
     "user_code": "by code",
     "oauth": "through an app's sign-in",
-    "passkey": "with a passkey",
 }
 
 

@@ -66,7 +66,6 @@ templates.env.globals["linked_by_text"] = {
     "qr": "by scanning a QR code",
     "user_code": "by typing a code",
     "oauth": "by signing in to an app",
-    "passkey": "with a passkey",
 }
 templates.env.globals["events"] = {
     "request.created": "Sign-in requested",

@@ -138,7 +138,7 @@ class SessionInfo(BaseModel):
     ip: str
     created_at: float
     last_seen_at: float
-    linked_by: str = Field(description="email, qr, user_code or passkey")
+    linked_by: str = Field(description="email, qr or user_code")
     linked_from: str | None = Field(
         default=None, description="The approving device, for qr/user_code."
     )
