@@ -139,6 +139,8 @@ def test_a_passkey_is_added_used_to_sign_in_both_ways_and_removed(
     expect(item).to_contain_text("Not used yet")
     assert len(credentials(cdp, authenticator_id)) == 1
     assert_no_axe_violations(page)
+    # what the approval page calls before an approval (static/approve.js)
+    assert page.evaluate("() => window.qrloginPasskeys.stepUp('')") is True
 
     asked = options_calls(page)
     sign_in_with_the_button(page, cdp, authenticator_id, server)
@@ -173,6 +175,8 @@ def test_a_passkey_is_added_used_to_sign_in_both_ways_and_removed(
     expect(page.locator("#passkey-message")).to_contain_text("Removed Old laptop")
     expect(page.locator("#passkey-list li")).to_have_count(0)
     expect(page.locator("#passkeys-empty")).to_be_visible()
+    # the authenticator still holds the key, but the account no longer has it
+    assert page.evaluate("() => window.qrloginPasskeys.stepUp('')") is False
 
 
 def test_a_passkey_whose_counter_went_back_is_refused(
