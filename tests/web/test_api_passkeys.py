@@ -326,6 +326,21 @@ async def test_another_accounts_passkey_does_not_finish_an_email_sign_in(site: S
     assert (await laptop.get("/api/v1/me")).status_code == 401
 
 
+async def test_refused_passkeys_use_up_the_mfa_tokens_tries(site: Site) -> None:
+    ann = await site.sign_in(kind="browser")
+    await add_passkey(ann, authenticator())
+    stranger_key = authenticator()  # a passkey the server does not know
+    laptop = site.client()
+    mfa_token = (await email_step(site, ann.email, laptop)).json()["mfa_token"]
+
+    for _ in range(site.services.policy.mfa_token_attempts):
+        refused = await passkey_sign_in(laptop, stranger_key, mfa_token=mfa_token)
+        assert error_of(refused) == (400, "passkey_refused")
+    spent = await laptop.post(SIGN_IN_OPTIONS, json={"mfa_token": mfa_token})
+
+    assert error_of(spent) == (401, "invalid_mfa_token")
+
+
 async def test_an_mfa_token_from_another_browser_gets_no_options(site: Site) -> None:
     ann = await site.sign_in(kind="browser")
     await add_passkey(ann, authenticator())
