@@ -49,8 +49,6 @@ log = logging.getLogger("qrlogin.accounts")
 REGISTER = "passkey_register"
 SIGN_IN = "passkey_signin"  # a sign-in by passkey, or the second factor of an email one
 VERIFY = "passkey_verify"  # a step-up before an approval
-KINDS = (REGISTER, SIGN_IN, VERIFY)
-TIMEOUT_MS = 300_000
 NAME_LENGTH = 64
 
 Options = dict[str, Any]  # PublicKeyCredentialCreationOptionsJSON / …RequestOptionsJSON
@@ -94,6 +92,11 @@ class Passkeys:
         self.rp_name = rp_name
         self.origin = origin
 
+    @property
+    def _timeout_ms(self) -> int:
+        """How long the browser's dialog may wait: as long as the challenge lives."""
+        return int(self.policy.challenge_lifetime * 1000)
+
     # -- challenges ------------------------------------------------------------------------
 
     async def _new_challenge(
@@ -111,7 +114,7 @@ class Passkeys:
                 token_hash=sha256_hex(token),
                 kind=kind,
                 created_at=now,
-                expires_at=now + min(self.policy.challenge_lifetime, 300.0),
+                expires_at=now + self.policy.challenge_lifetime,
                 user_id=user_id,
                 session_id=session_id,
                 browser_hash=bound_to,
@@ -150,7 +153,7 @@ class Passkeys:
             user_id=user.id.encode(),
             user_name=user.email,
             user_display_name=user.display_name or user.email,
-            timeout=TIMEOUT_MS,
+            timeout=self._timeout_ms,
             attestation=AttestationConveyancePreference.NONE,
             authenticator_selection=AuthenticatorSelectionCriteria(
                 resident_key=ResidentKeyRequirement.REQUIRED,
@@ -232,7 +235,7 @@ class Passkeys:
             allowed = [_descriptor(p) for p in await self.store.passkeys_of(user_id)]
         options = generate_authentication_options(
             rp_id=self.rp_id,
-            timeout=TIMEOUT_MS,
+            timeout=self._timeout_ms,
             allow_credentials=allowed,
             user_verification=(
                 UserVerificationRequirement.REQUIRED
