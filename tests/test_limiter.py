@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 from limits import parse
 
+from qrlogin import limiter as limiter_module
 from qrlogin.core.errors import RateLimited
-from qrlogin.limiter import UNLIMITED, Limits, RateLimiter
+from qrlogin.limiter import UNLIMITED, Limits, LocalWindows, RateLimiter
 
 
 def limiter(**rules: str | int) -> RateLimiter:
@@ -135,3 +136,60 @@ async def test_racing_reserve_all_never_lets_more_through_than_a_rule_allows() -
 
     results = await asyncio.gather(*(one() for _ in range(50)))
     assert sum(results) == 5
+
+
+# -- LocalWindows: one instance's counters, plain and in process ---------------------------------
+
+
+class _Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_local_windows_move_with_time_and_tell_when_the_next_slot_frees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(limiter_module.time, "time", clock.time)
+    windows = LocalWindows()
+    rule = parse("3 per minute")
+
+    assert [await windows.hit(rule, "ip", "1") for _ in range(4)] == [True, True, True, False]
+    assert await windows.test(rule, "ip", "2")  # another key counts apart
+    clock.now += 30
+    stats = await windows.get_window_stats(rule, "ip", "1")
+    assert (stats.reset_time, stats.remaining) == (clock.now - 30 + 60, 0)
+    clock.now += 30  # the first three hits leave the window together
+    assert await windows.test(rule, "ip", "1")
+    assert await windows.hit(rule, "ip", "1")
+    assert (await windows.get_window_stats(rule, "ip", "1")).remaining == 2
+
+
+async def test_local_windows_sweep_keys_that_emptied(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(limiter_module.time, "time", clock.time)
+    windows = LocalWindows(sweep_every=100)
+    rule = parse("5 per second")
+    for i in range(99):
+        await windows.hit(rule, "ip", str(i))
+    assert len(windows) == 99
+    clock.now += 2
+    await windows.hit(rule, "ip", "fresh")  # the 100th hit sweeps
+
+    assert len(windows) == 1
+
+
+async def test_the_limiter_counts_in_process_without_a_thread() -> None:
+    import threading
+
+    before = threading.active_count()
+    limiter = RateLimiter(Limits())
+
+    for _ in range(500):
+        await limiter.reserve_all(("create_global", ()))
+
+    assert isinstance(limiter.local, LocalWindows)
+    assert threading.active_count() == before

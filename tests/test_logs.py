@@ -236,9 +236,7 @@ async def test_no_secret_token_handle_or_code_reaches_any_log_line(
             approve_action = re.search(r'action="/q/([^/"]+)/approve"', linked.text)
             assert approve_action
             seen["handle from /link"] = approve_action.group(1)
-            decided = await browser.post(
-                f"/q/{approve_action.group(1)}/approve", data=form(linked)
-            )
+            decided = await browser.post(f"/q/{approve_action.group(1)}/approve", data=form(linked))
             assert decided.status_code == 303, decided.text
             done = await browser.get(decided.headers["location"])
             assert done.status_code == 200, done.text
@@ -278,11 +276,14 @@ async def test_no_secret_token_handle_or_code_reaches_any_log_line(
             assert re.fullmatch(r"[0-9a-f]{16}", entry["request_id"]), entry
 
 
-def test_configured_logging_writes_on_its_own_thread_with_the_request_id(
+def test_configured_logging_batches_access_lines_per_loop_round_without_a_thread(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """``qrlogin serve``'s logging: records go through a queue to a writer thread, keep the
-    request id they were logged under, and nothing queued is lost when the writer stops."""
+    """``qrlogin serve``'s logging: no writer thread; access lines logged on the event loop
+    are written together at the end of the loop's round, with the request id they were
+    logged under; any other record is written at once, with every line kept before it, and
+    nothing kept is lost when logging stops (what atexit runs)."""
+    import asyncio
     import threading
 
     from qrlogin import logs
@@ -293,41 +294,52 @@ def test_configured_logging_writes_on_its_own_thread_with_the_request_id(
         (lg, lg.handlers[:], lg.propagate, lg.disabled)
         for lg in map(logging.getLogger, ("uvicorn", "uvicorn.error", "uvicorn.access"))
     ]
-    written: list[tuple[str, str]] = []  # (message, thread that wrote it)
     access = logging.getLogger(logs.ACCESS_LOGGER)
+    threads_before = threading.active_count()
+    writes: list[str] = []  # what each write to the stream carried
+
+    async def serve() -> None:
+        handler = logs._handler
+        assert handler is not None
+        stream = handler.stream
+        original = stream.write
+
+        def spy(text: str) -> int:
+            writes.append(text)
+            return int(original(text))
+
+        stream.write = spy
+        try:
+            token = logs.request_id.set("req-42")
+            try:
+                for i in range(200):
+                    access.info("line %d", i)
+            finally:
+                logs.request_id.reset(token)
+            assert writes == []  # kept for the end of this round
+            await asyncio.sleep(0)
+            assert len(writes) == 1 and writes[0].count("\n") == 200  # one write, 200 lines
+            access.info("GET /a 200")
+            logging.getLogger("qrlogin.test").info("last")  # written at once, with the kept
+            assert len(writes) == 2 and writes[1].count("\n") == 2
+            access.info("GET / 200")  # kept ...
+        finally:
+            stream.write = original
+
     try:
         logs.configure()
-        assert isinstance(root.handlers[0], logging.handlers.QueueHandler)
-        listener = logs._listener
-        assert listener is not None
-        target = listener.handlers[0]
-        original_emit = target.emit
-
-        def spy(record: logging.LogRecord) -> None:
-            written.append((record.getMessage(), threading.current_thread().name))
-            original_emit(record)
-
-        target.emit = spy  # type: ignore[method-assign]
-        token = logs.request_id.set("req-42")
-        try:
-            for i in range(200):
-                access.info("line %d", i)
-        finally:
-            logs.request_id.reset(token)
-        logging.getLogger("qrlogin.test").info("last")
-        # not an access-log line: it and every line queued before it are written by the time
-        # the call returns, as uvicorn's shutdown lines must be (it ends the process by its
-        # signal, so nothing written later would appear)
-        assert [m for m, _ in written] == [f"line {i}" for i in range(200)] + ["last"]
-        access.info("GET / 200")  # queued, written by the thread later
-        logs._stop_writer()  # what atexit runs
+        assert isinstance(root.handlers[0], logs.LoopBatchHandler)
+        assert threading.active_count() == threads_before  # no writer thread
+        asyncio.run(serve())
+        logging.getLogger("qrlogin.test").info("off the loop")  # no loop: written at once
+        logs._stop_writer()
     finally:
         logs._stop_writer()
         root.handlers[:], root.level = saved[0], saved[1]
         for lg, handlers, propagate, disabled in uvicorn_saved:
             lg.handlers[:], lg.propagate, lg.disabled = handlers, propagate, disabled
-    assert written[-1][0] == "GET / 200"
-    assert threading.main_thread().name not in {t for _, t in written}
     lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
     assert [x["request_id"] for x in lines[:200]] == ["req-42"] * 200
-    assert lines[200]["message"] == "last" and lines[200]["request_id"] == "-"
+    after = ["GET /a 200", "last", "GET / 200", "off the loop"]
+    assert [x["message"] for x in lines[200:]] == after
+    assert lines[201]["request_id"] == "-"

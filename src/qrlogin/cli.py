@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -56,29 +60,115 @@ def _serve(args: argparse.Namespace) -> int:
             "--public-url http://<this machine's LAN address>:<port>",
             file=sys.stderr,
         )
-    logs.configure()
-    uvicorn.run(
-        create_app(settings),
-        access_log=False,
-        log_config=None,
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-        # idle after a response (uvicorn's own); header and body timeouts and the connection
-        # cap, which uvicorn lacks or answers in plain text, come with the protocol
-        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
-        http=guarded_protocol(
-            ConnectionLimits(
-                header_timeout=settings.header_timeout,
-                body_timeout=settings.body_timeout,
-                max_connections=settings.max_connections,
-                https=settings.https,
-            )
-        ),
+    workers = args.workers
+    if workers < 1:
+        print("qrlogin: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if workers > 1 and not settings.redis_url:
+        # each worker is a process of its own: an approval made in one must reach a requester
+        # waiting on another, and per-address limits must count across them
+        print(
+            "qrlogin: --workers > 1 needs QRLOGIN_REDIS_URL: without it an approval made "
+            "through one worker would not reach a device waiting on another, and rate limits "
+            "would count per worker. Set QRLOGIN_REDIS_URL, or serve with --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
+    protocol = guarded_protocol(
+        ConnectionLimits(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+            https=settings.https,
+        )
     )
-    return 0
+
+    def serve(sockets: list[socket.socket] | None) -> None:
+        """One process's server: its own logging, app (built after the fork: nothing of
+        it is shared) and event loop."""
+        logs.configure()
+        config = uvicorn.Config(
+            create_app(settings, freeze_gc=True),
+            access_log=False,
+            log_config=None,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            proxy_headers=False,
+            timeout_graceful_shutdown=5,
+            # idle after a response (uvicorn's own); header and body timeouts and the
+            # connection cap, which uvicorn lacks or answers in plain text: the protocol
+            timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
+            http=protocol,
+        )
+        uvicorn.Server(config).run(sockets=sockets)
+
+    if workers == 1:
+        serve(None)
+        return 0
+    settings.key_bytes()  # a generated server key is written once, here, not by each worker
+    return _supervise(workers, args.host, args.port, serve)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket of this worker's own on the shared port: with ``SO_REUSEPORT`` the kernel
+    spreads new connections over the workers' sockets."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def _supervise(
+    workers: int, host: str, port: int, serve: Callable[[list[socket.socket]], None]
+) -> int:
+    """``--workers N``: N forked processes, each serving the port on a socket of its own.
+    SIGTERM or SIGINT stops them all (each finishes its requests); if one dies the others
+    are stopped too, and the exit status says so, for the service manager to restart."""
+    children: list[int] = []
+    for _ in range(workers):
+        sock = _listening_socket(host, port)  # bound here, so a taken port fails at once
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                serve([sock])
+            except BaseException:
+                code = 1
+                raise
+            finally:
+                os._exit(code)
+        sock.close()
+        children.append(pid)
+    print(f"qrlogin: {workers} workers: {' '.join(map(str, children))}", file=sys.stderr)
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        children.remove(pid)
+        if not stopping:  # a worker died on its own: stop the rest
+            print(f"qrlogin: worker {pid} stopped (status {code}); stopping", file=sys.stderr)
+            status = 1
+            stop(signal.SIGTERM, None)
+    return status
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -237,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="the URL people reach this service at")
     serve.add_argument("--dev", action="store_true", help="show mail at /dev/outbox")
     serve.add_argument("--config", metavar="FILE", help="TOML file with settings")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (more than 1 needs QRLOGIN_REDIS_URL)",
+    )
     serve.set_defaults(func=_serve)
     migrate = sub.add_parser("migrate", help="create or upgrade the database")
     migrate.add_argument("--config", metavar="FILE", help="TOML file with settings")

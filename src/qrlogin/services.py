@@ -115,24 +115,6 @@ def build_services(
         ipv6_prefix=settings.ipv6_prefix,
     )
     guard = AccountGuard(store, mailer, clock, policy, settings.site_name, builtin_sessions)
-    embedded = approvers is not None
-    login_requests = LoginRequests(
-        store,
-        bus,
-        approvers or identity,
-        sessions or identity,
-        clock,
-        policy,
-        key,
-        public_url=settings.public_url,
-        confirm=settings.confirm,
-        user_code_format=settings.user_code_format,
-        limiter=limiter,
-        failures=failures if embedded else guard,
-    )
-    # a revoked built-in session ends the approvals it gave (a host app calls
-    # QRLogin.session_ended for its own sessions)
-    builtin_sessions.on_revoked = login_requests.end_approvals_of
     factors = SecondFactors(
         store,
         identity,
@@ -154,6 +136,25 @@ def build_services(
         rp_name=settings.site_name,
         origin=settings.origin,
     )
+    embedded = approvers is not None
+    login_requests = LoginRequests(
+        store,
+        bus,
+        approvers or identity,
+        sessions or identity,
+        clock,
+        policy,
+        key,
+        public_url=settings.public_url,
+        confirm=settings.confirm,
+        user_code_format=settings.user_code_format,
+        limiter=limiter,
+        failures=failures if embedded else guard,
+        step_up=None if embedded else factors,
+    )
+    # a revoked built-in session ends the approvals it gave (a host app calls
+    # QRLogin.session_ended for its own sessions)
+    builtin_sessions.on_revoked = login_requests.end_approvals_of
     email_logins = EmailLogins(
         store,
         identity,

@@ -104,7 +104,7 @@ def test_code_flow_gives_a_signed_id_token_for_the_client_with_the_nonce(
     assert claims["aud"] == client.client_id
     assert claims["nonce"] == params["nonce"]
     assert claims["email"] == "bob@example.com"
-    assert claims["amr"] == ["otp"]  # this browser signed in by email code
+    assert claims["amr"] == ["email"]  # this browser signed in by email code
     assert claims["exp"] > claims["iat"] >= claims["auth_time"]
     info = userinfo(server, body["access_token"]).json()
     assert info == {

@@ -14,7 +14,17 @@ from sqlalchemy.exc import IntegrityError
 from qrlogin.store.records import AuditEntry, RefreshOutcome, RefreshResult, RefreshToken, Session
 from qrlogin.store.sql import SqlStore
 
-from .contract_support import NOW, RACERS, entry, hash64, race, refresh_token, session, uid
+from .contract_support import (
+    NOW,
+    RACERS,
+    entry,
+    hash64,
+    race,
+    refresh_token,
+    session,
+    uid,
+    user,
+)
 
 RETRY_WINDOW = 30.0
 
@@ -218,3 +228,15 @@ async def test_unknown_expired_or_orphaned_refresh_tokens_are_invalid(store: Sql
     await store.insert_refresh_token(orphan)
     lost = await _rotate(store, orphan.token_hash, refresh_token(""), NOW)
     assert lost.outcome is RefreshOutcome.INVALID
+
+
+async def test_a_session_and_its_user_come_in_one_read(store: SqlStore) -> None:
+    alice = await store.ensure_user(user())
+    phone = session(alice.id)
+    await store.insert_session(phone, None)
+
+    assert await store.session_with_user(phone.token_hash) == (phone, alice)
+    assert await store.session_with_user(hash64()) is None
+    orphan = session(uid())  # its user does not exist
+    await store.insert_session(orphan, None)
+    assert await store.session_with_user(orphan.token_hash) is None

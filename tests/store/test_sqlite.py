@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 
@@ -218,3 +219,195 @@ def test_first_row_refuses_statements_it_cannot_run_faithfully(engine: SqliteEng
     stamped = Table("stamped", MetaData(), Column("id", Integer), Column("at", DateTime))
     with pytest.raises(TypeError):
         engine.first_row(select(stamped), {})
+
+
+# -- group commit ------------------------------------------------------------------------------
+
+
+async def test_a_rounds_writers_share_one_commit_and_a_failure_undoes_only_its_own(
+    engine: SqliteEngine,
+) -> None:
+    """Writers of one event-loop round run in one transaction, each in a savepoint: the one
+    that fails leaves nothing, the others are committed, and each returns only once the
+    commit is done (a read after it sees its row)."""
+    batches: list[object] = []
+
+    async def write(i: int) -> int:
+        async with engine.begin() as conn:
+            batches.append(engine._batch)
+            await conn.execute(insert(items), {"id": i, "name": f"row {i}"})
+            if i == 5:
+                raise RuntimeError("this caller fails after its insert")
+        async with engine.connect() as conn:  # acknowledged: committed
+            assert await conn.scalar(select(items.c.name).where(items.c.id == i)) == f"row {i}"
+        return i
+
+    results = await asyncio.gather(*(write(i) for i in range(10)), return_exceptions=True)
+
+    assert [r for r in results if isinstance(r, BaseException)] == [results[5]]
+    assert len({id(b) for b in batches}) == 1  # one transaction for the round
+    async with engine.connect() as conn:
+        ids = (await conn.execute(select(items.c.id).order_by(items.c.id))).scalars().all()
+    assert ids == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+
+
+async def test_a_failing_commit_reaches_every_caller_of_its_round(engine: SqliteEngine) -> None:
+    """A deferred constraint fails at COMMIT: every caller of that round is told, none of
+    their rows is kept, and the next round works."""
+
+    async def write(i: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(items), {"id": i, "name": "doomed"})
+
+    raw = engine._writer_conn().connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=ON")
+    raw.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    raw.execute(
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER "
+        "REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+
+    async def orphan() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO child VALUES (1, 99)"))
+
+    results = await asyncio.gather(write(1), orphan(), write(2), return_exceptions=True)
+
+    assert all(isinstance(r, Exception) for r in results), results
+    assert await count(engine) == 0
+    await write(3)
+    assert await count(engine) == 1
+
+
+def test_a_killed_batch_loses_only_writes_nobody_was_told_about(tmp_path: Path) -> None:
+    """A child writes from 40 tasks at once and prints each row's id once its write returned
+    (acknowledged); it is killed with SIGKILL mid-stream. Every acknowledged row is in the
+    file afterwards."""
+    db = tmp_path / "batch-kill.db"
+    child = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from sqlalchemy import insert
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_sqlite import items, meta
+        from qrlogin.store.sqlite import SqliteEngine
+
+        async def main():
+            eng = SqliteEngine("sqlite:///{db}")
+            async with eng.begin() as conn:
+                await conn.run_sync(meta.create_all)
+
+            async def writer(w):
+                for i in range(10_000):
+                    row = w * 10_000 + i
+                    async with eng.begin() as conn:
+                        await conn.execute(insert(items), {{"id": row, "name": "x"}})
+                    print(row, flush=True)
+
+            await asyncio.gather(*(writer(w) for w in range(40)))
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    acknowledged: list[int] = []
+    try:
+        assert proc.stdout is not None
+        while len(acknowledged) < 3000:
+            line = proc.stdout.readline()
+            assert line, "the child stopped before it was killed"
+            acknowledged.append(int(line))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    async def stored() -> set[int]:
+        eng = SqliteEngine(f"sqlite:///{db}")
+        try:
+            async with eng.connect() as conn:
+                return set((await conn.execute(select(items.c.id))).scalars().all())
+        finally:
+            await eng.dispose()
+
+    rows = asyncio.run(stored())
+    assert set(acknowledged) <= rows
+
+
+def test_two_processes_of_concurrent_writers_lose_no_update_and_never_see_locked(
+    tmp_path: Path,
+) -> None:
+    """500 read-modify-write transactions, 250 at once from each of two processes, on one
+    file: none fails with "database is locked" (a writer waits for the other process by
+    awaiting), and the counter ends at exactly 500."""
+    db = tmp_path / "two.db"
+
+    async def create() -> None:
+        eng = SqliteEngine(f"sqlite:///{db}")
+        async with eng.begin() as conn:
+            await conn.run_sync(meta.create_all)
+            await conn.execute(insert(counter), {"id": 1, "n": 0})
+        await eng.dispose()
+
+    asyncio.run(create())
+    child = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from sqlalchemy import select, update
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_sqlite import counter
+        from qrlogin.store.base import SqlBase
+        from qrlogin.store.sqlite import SqliteEngine
+
+        async def main():
+            base = SqlBase(SqliteEngine("sqlite:///{db}"))
+            sys.stdin.readline()  # both start together
+
+            async def bump():
+                async with base._write() as conn:
+                    n = await conn.scalar(select(counter.c.n).where(counter.c.id == 1))
+                    await conn.execute(update(counter).where(counter.c.id == 1).values(n=n + 1))
+
+            await asyncio.gather(*(bump() for _ in range(250)))
+            print("done", flush=True)
+
+        asyncio.run(main())
+        """
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", child],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outcomes = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for (out, err), proc in zip(outcomes, procs, strict=True):
+        assert proc.returncode == 0 and out.strip() == "done", err
+        assert "locked" not in err
+
+    async def total() -> int:
+        eng = SqliteEngine(f"sqlite:///{db}")
+        try:
+            async with eng.connect() as conn:
+                return int(await conn.scalar(select(counter.c.n)) or 0)
+        finally:
+            await eng.dispose()
+
+    assert asyncio.run(total()) == 500

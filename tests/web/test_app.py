@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -70,7 +72,7 @@ async def test_docs_serve_html(site: Site) -> None:
 async def test_healthz(site: Site) -> None:
     response = await site.client().get("/healthz")
 
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "worker": os.getpid()}
 
 
 @pytest.mark.parametrize("path", ["/api/v1/nothing", "/nothing"])
@@ -178,3 +180,24 @@ def test_an_unhandled_error_under_uvicorn_is_logged_once(
     assert [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER] == [
         "GET /api/v1/broken 500"
     ]
+
+
+async def test_serve_freezes_what_start_up_allocated(tmp_path: Path) -> None:
+    """``qrlogin serve`` builds its app with ``freeze_gc``: after start-up the collector's
+    permanent generation holds the modules, routes and templates (no full-collection pauses
+    walking them under load); an app built without it (tests, embedding) freezes nothing."""
+    import gc
+
+    from qrlogin.config import Settings
+    from qrlogin.web.app import create_app
+
+    gc.unfreeze()
+    plain = create_app(Settings(data_dir=tmp_path / "a"))
+    async with plain.router.lifespan_context(plain):
+        assert gc.get_freeze_count() == 0
+    served = create_app(Settings(data_dir=tmp_path / "b"), freeze_gc=True)
+    try:
+        async with served.router.lifespan_context(served):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

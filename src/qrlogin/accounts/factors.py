@@ -17,14 +17,14 @@ from typing import Protocol
 
 from qrlogin.config import StepUpPolicy
 from qrlogin.core.clock import Clock
-from qrlogin.core.errors import InvalidCode, InvalidMfaToken, StepUpRequired
+from qrlogin.core.errors import InvalidCode, InvalidMfaToken, InvalidState, StepUpRequired
 from qrlogin.core.policy import Policy
 from qrlogin.core.tokens import constant_time_equal, new_secret, sha256_hex
 from qrlogin.identity.device import Device
-from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
+from qrlogin.identity.ports import Approver, SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.mail import Mail, Mailer
 from qrlogin.store.ports import FactorStore
-from qrlogin.store.records import AuditEntry, FactorChallenge, User
+from qrlogin.store.records import AuditEntry, FactorChallenge, Session, User
 
 log = logging.getLogger("qrlogin.accounts")
 
@@ -56,6 +56,12 @@ def factor_entry(
         session_id=session_id,
         detail=detail[:200],
     )
+
+
+class CodeAlreadyUsed(InvalidCode):
+    """The right code of a time step already accepted (a replay, or the losers of parallel
+    uses of one code): refused with the same reply as a wrong code, but it is no guess, so
+    it spends no try of an mfa token (the winner of the race still finishes with it)."""
 
 
 class CodeChecker(Protocol):
@@ -188,6 +194,8 @@ class SecondFactors:
             raise InvalidCode()
         try:
             method = await self.codes.check(pending.user, code, device)
+        except CodeAlreadyUsed:
+            raise
         except InvalidCode:
             await self.store.fail_challenge(pending.token_hash)
             raise
@@ -220,11 +228,57 @@ class SecondFactors:
         if not ok:
             raise StepUpRequired(methods)
 
+    async def before_approval(self, approver: Approver) -> None:
+        """``identity.ports.StepUp`` for the built-in accounts."""
+        await self.require_step_up(approver.user_id, approver.session_id)
+
     async def verified(self, user_id: str, session_id: str, method: str, device: Device) -> None:
         """The session proved ``method`` (``otp`` or ``passkey``) just now."""
         now = self.clock.now()
         entry = factor_entry("factor.verified", user_id, device, method, now, session_id)
         await self.store.mark_verified(session_id, now, entry)
+
+    # -- changes that weaken the account ---------------------------------------------------
+
+    async def fresh_factor(
+        self, user: User, session: Session, code: str | None, device: Device
+    ) -> None:
+        """Before a change that weakens the account (a factor off, new recovery codes, no
+        longer requiring a second factor): a TOTP or recovery code in the same call, or a
+        second factor this session proved within the step-up window. Else
+        ``StepUpRequired`` (no code) or ``InvalidCode`` (a wrong one)."""
+        if code:
+            if self.codes is None:
+                raise InvalidCode()
+            method = await self.codes.check(user, code, device)
+            await self.verified(user.id, session.id, method, device)
+            return
+        since = self.clock.now() - self.policy.step_up_window
+        current = await self.store.get_session(session.id)
+        if current is None or current.verified_at is None or current.verified_at < since:
+            raise StepUpRequired(
+                await self.methods(user.id),
+                "Confirm it's you first: use your passkey, or type a code from your "
+                "authenticator app or one of your recovery codes.",
+            )
+
+    async def set_required(
+        self, user: User, session: Session, required: bool, code: str | None, device: Device
+    ) -> None:
+        """Require a second factor (the last one can then not be removed), or stop: that
+        weakens the account, so it needs a fresh second factor, and its owner is told."""
+        if not required:
+            await self.fresh_factor(user, session, code, device)
+        now = self.clock.now()
+        event = "factor.required" if required else "factor.optional"
+        entry = factor_entry(event, user.id, device, "account", now, session.id)
+        if not await self.store.set_mfa_required(user.id, required, entry):
+            raise InvalidState(
+                "Set up a passkey or an authenticator app first: an account can only require "
+                "a second factor it has."
+            )
+        if not required:
+            self.notify(user, "requiring a second factor", added=False)
 
     # -- telling the owner -----------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
 
+@functools.lru_cache(maxsize=8192)  # the same few addresses call again and again
 def _parse(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not ip:
         return None
@@ -18,10 +20,15 @@ def _parse(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
     return addr
 
 
+@functools.lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+
 def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
     """The client's IP: the peer, or the nearest untrusted hop of ``X-Forwarded-For`` when the
     peer is a trusted proxy. An untrusted peer's header is ignored, so it cannot be forged."""
-    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    networks = _networks(tuple(trusted_proxies))
 
     def trusted(ip: str) -> bool:
         addr = _parse(ip)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _BROWSERS: tuple[tuple[str, str], ...] = (
@@ -24,8 +25,10 @@ _SYSTEMS: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of user agents make most requests
 def describe(user_agent: str | None) -> tuple[str, str]:
-    """``(browser, os)``, each ``"Unknown"`` when not recognised."""
+    """``(browser, os)``, each ``"Unknown"`` when not recognised. Remembered per user agent
+    (the regexes were ~30 µs of every request)."""
     ua = user_agent or ""
     browser = next((name for pat, name in _BROWSERS if re.search(pat, ua)), "Unknown browser")
     system = next((name for pat, name in _SYSTEMS if re.search(pat, ua)), "Unknown OS")

@@ -179,6 +179,12 @@ class ApproverFlows(LoginRequestsBase):
         rec, _ = await self._by_handle(handle)
         if not self._claimed_by(rec, approver):
             raise InvalidHandle()
+        if (
+            action is Action.APPROVE
+            and self.step_up is not None
+            and rec.status_at(self.clock.now()) is not Status.APPROVED  # not a repeated click
+        ):
+            await self.step_up.before_approval(approver)
         now = self.clock.now()
         values: dict[str, Any] = {}
         if action is Action.APPROVE:

@@ -14,7 +14,13 @@ from qrlogin.core.tokens import (
 )
 from qrlogin.events.port import EventBus, login_request_channel
 from qrlogin.identity.device import Device
-from qrlogin.identity.ports import Approver, ApproverIdentity, CodeFailures, SessionStarter
+from qrlogin.identity.ports import (
+    Approver,
+    ApproverIdentity,
+    CodeFailures,
+    SessionStarter,
+    StepUp,
+)
 from qrlogin.limiter import RateLimiter
 from qrlogin.store.ports import LoginRequestStore
 from qrlogin.store.records import AuditEntry, LoginRequest
@@ -59,6 +65,7 @@ class LoginRequestsBase:
         user_code_format: codes.UserCodeFormat,
         limiter: RateLimiter,
         failures: CodeFailures | None = None,
+        step_up: StepUp | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -72,6 +79,7 @@ class LoginRequestsBase:
         self.user_code_format: codes.UserCodeFormat = user_code_format
         self.limiter = limiter
         self.failures = failures
+        self.step_up = step_up
 
     # -- derived values --------------------------------------------------------------------
 

@@ -133,6 +133,16 @@ class StoredSessionStarter(SessionStarter, Protocol):
         ...
 
 
+class StepUp(Protocol):
+    """Asked before an approval goes through: may the approver approve now, or must it
+    prove a second factor first? The built-in accounts ask for a recent passkey or TOTP
+    (``accounts/factors.py``, ``QRLOGIN_APPROVE_STEP_UP``); a host app may pass its own."""
+
+    async def before_approval(self, approver: Approver) -> None:
+        """Return to let the approval through; raise (``StepUpRequired``) to refuse it."""
+        ...
+
+
 class CodeFailures(Protocol):
     """Consecutive wrong user codes per account (DESIGN.md requirement 6), typed by the
     account's own signed-in approvers: the built-in accounts lock an account after many

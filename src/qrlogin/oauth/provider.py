@@ -54,8 +54,18 @@ SCOPE_TEXT = {
 PROMPTS = ("none", "login", "consent", "select_account")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = ("authorization_code", "refresh_token", DEVICE_GRANT)
-# how each way of signing in is named in the ``amr`` claim (RFC 8176 where it has a name)
-AMR = {"qr": ["qr"], "user_code": ["qr"], "email": ["otp"], "oauth": ["qr"]}
+SECOND_FACTORS = frozenset({"passkey", "otp", "recovery"})
+
+
+def oidc_amr(methods: tuple[str, ...]) -> list[str]:
+    """The ``amr`` claim: how the browser session was made, as qrlogin records it (email,
+    passkey, otp, qr, recovery), with RFC 8176's ``mfa`` when a second factor was used."""
+    amr = list(dict.fromkeys(methods)) or ["qr"]
+    if SECOND_FACTORS & set(amr) and len(amr) > 1:
+        amr.append("mfa")
+    return amr
+
+
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
 FRESH_PARAM = "qrl_after"  # a sign-in must be at least this recent (prompt=login, max_age)
 
@@ -365,7 +375,7 @@ class OpenIDProvider:
                 redirect_uri=req.redirect_uri,
                 scope=req.scope,
                 auth_time=auth.session.created_at,
-                amr=" ".join(AMR.get(auth.session.linked_by, ["qr"])),
+                amr=" ".join(oidc_amr(auth.session.methods)),
                 created_at=now,
                 expires_at=now + self.code_lifetime,
                 nonce=req.nonce,
@@ -528,7 +538,7 @@ class OpenIDProvider:
             issued,
             rec.scope or "openid",
             auth_time=rec.approved_at or self.clock.now(),
-            amr=AMR.get(rec.linked_by or "qr", ["qr"]),
+            amr=oidc_amr(session.methods),
             sid=session.id,
         )
 

@@ -28,6 +28,7 @@ LINKED_BY_TEXT = {
     "qr": "by QR",
     "user_code": "by code",
     "oauth": "through an app's sign-in",
+    "passkey": "with a passkey",
 }
 
 
@@ -48,7 +49,7 @@ def _second_factor(amr: tuple[str, ...]) -> bool:
     return any(m in ("passkey", "otp", "recovery") for m in amr)
 
 
-def describe_amr(methods: tuple[str, ...]) -> str:
+def describe_amr(methods: tuple[str, ...] | list[str]) -> str:
     """How a session was made, for people: "email + authenticator code"."""
     return " + ".join(AMR_TEXT.get(m, m) for m in methods)
 
@@ -227,14 +228,14 @@ class SessionService:
     async def _authenticate(self, token: str | None, *, client: bool) -> Authenticated | None:
         if not token:
             return None
-        session = await self.store.session_by_token_hash(sha256_hex(token))
+        found = await self.store.session_with_user(sha256_hex(token))  # one read
+        if found is None:
+            return None
+        session, user = found
         now = self.clock.now()
-        if session is None or not session.active_at(now, self.policy.session_idle_timeout):
+        if not session.active_at(now, self.policy.session_idle_timeout):
             return None
         if (session.client_id is not None) != client:
-            return None
-        user = await self.store.get_user(session.user_id)
-        if user is None:
             return None
         if now - session.last_seen_at >= self.policy.last_seen_every:
             await self.store.touch_session(session.id, now, self.policy.last_seen_every)

@@ -55,18 +55,13 @@ class SqlBase:
             engine if self.sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self.writer = writer_of(engine)  # transactions that write
-        # SQLite admits one writer. Queueing writers here, on the event loop, hands the lock on
-        # the moment it frees; left to SQLite they sleep in its busy handler and retry late.
-        self._write_lock = asyncio.Lock() if self.sqlite else None
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[Conn]:
-        """A write transaction: committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self.writer.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.writer.begin() as conn:
+        """A write transaction: committed on success, rolled back on error. On SQLite the
+        writes of one event-loop round share one transaction and one commit, each caller's
+        in a savepoint of its own (store/sqlite.py: group commit)."""
+        async with self.writer.begin() as conn:
             yield conn
 
     @shielded

@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 
 from qrlogin.store.engine import Engine, writer_of
+from qrlogin.store.sqlite import SqliteEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x71726C6F  # advisory lock id so concurrent instances migrate one at a time
@@ -22,7 +23,10 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade(engine: Engine) -> None:
-    async with writer_of(engine).begin() as conn:
+    writer = writer_of(engine)
+    # SQLite: a transaction of its own, not a group-committed one (store/sqlite.py)
+    begin = writer.begin_alone if isinstance(writer, SqliteEngine) else writer.begin
+    async with begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
         await conn.run_sync(_upgrade)

@@ -15,13 +15,21 @@ from qrlogin.store.records import (
     RefreshResult,
     RefreshToken,
     Session,
+    User,
 )
-from qrlogin.store.tables import audit_events, refresh_tokens, sessions
+from qrlogin.store.tables import audit_events, refresh_tokens, sessions, users
 
 _S = sessions.c
 _R = refresh_tokens.c
 _BY_TOKEN = select(sessions).where(_S.token_hash == bindparam("token"))
 _BY_ID = select(sessions).where(_S.id == bindparam("id"))
+# a signed-in request's session and its user in one read (every approver call makes it)
+_WITH_USER = (
+    select(sessions, *(c.label(f"user__{c.name}") for c in users.c))
+    .join(users, users.c.id == _S.user_id)
+    .where(_S.token_hash == bindparam("token"))
+)
+_USER_PREFIX = "user__"
 
 
 class SqlSessions(SqlBase):
@@ -43,6 +51,16 @@ class SqlSessions(SqlBase):
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
         row = await self._first(_BY_TOKEN, {"token": token_hash})
         return Session.from_mapping(row) if row else None
+
+    @shielded
+    async def session_with_user(self, token_hash: str) -> tuple[Session, User] | None:
+        """The session with this token hash and its user, in one read (``None`` if either
+        is missing)."""
+        row = await self._first(_WITH_USER, {"token": token_hash})
+        if row is None:
+            return None
+        user = {k[len(_USER_PREFIX) :]: v for k, v in row.items() if k.startswith(_USER_PREFIX)}
+        return Session.from_mapping(row), User.from_mapping(user)
 
     @shielded
     async def get_session(self, session_id: str) -> Session | None:

@@ -5,16 +5,24 @@ thread (aiosqlite) and back through SQLAlchemy's greenlet bridge cost two to thr
 milliseconds a statement under load (docs/benchmarks.md). So for SQLite qrlogin keeps two
 plain ``sqlite3`` connections and runs statements in place on the event loop thread:
 
-- one **writer**, used only inside ``begin()``: ``BEGIN IMMEDIATE`` … ``COMMIT``. The store
-  queues writers on an ``asyncio.Lock`` (``SqlBase._write``), so the writer never waits for
-  SQLite's lock held by this process, and a write transaction holds no ``await`` that
-  suspends: no other coroutine runs, and no cancellation lands, between its statements;
+- one **writer**, used only inside ``begin()``. Writes are **group-committed**: the first
+  writer of an event-loop round opens a transaction (``BEGIN IMMEDIATE``) and plans its
+  ``COMMIT`` for the end of the round; every writer of that round runs inside it, in a
+  ``SAVEPOINT`` of its own (a writer that fails rolls back to it: only its own work is
+  undone), and then awaits the one ``COMMIT`` before it returns. So 32 requests waiting on
+  one round share one commit (and one fsync) instead of paying one each. A write
+  transaction holds no ``await`` that suspends: no other coroutine runs, and no
+  cancellation lands, between its statements. When another process holds SQLite's write
+  lock (a second ``qrlogin serve`` worker, ``qrlogin migrate``), ``BEGIN IMMEDIATE`` is
+  retried by awaiting, never by sleeping the event loop in SQLite's busy handler;
 - one **reader** in autocommit, used by ``connect()``: under WAL a read takes no lock and
   sees the last committed transaction.
 
-Durability is that of WAL with ``synchronous=NORMAL``, as before: a committed transaction
-survives the process dying; only a power loss may drop the last ones. The WAL is checkpointed
-by SQLite's auto-checkpoint on the writer (a few milliseconds every ~4 MB of writes).
+Durability: WAL with ``synchronous=FULL``: a write is acknowledged (its caller returns) only
+once the transaction holding it is committed and synced, so an acknowledged write survives
+the process dying and a power loss; a batch cut short by a crash loses only writes that no
+caller was told about. Group commit makes FULL cheap (docs/benchmarks.md). The WAL is
+checkpointed by SQLite's auto-checkpoint on the writer (a few milliseconds every ~4 MB).
 
 The classes here offer the part of SQLAlchemy's ``AsyncEngine`` / ``AsyncConnection`` API the
 store uses, so the store's code is the same for SQLite and PostgreSQL.
@@ -22,7 +30,10 @@ store uses, so the store's code is the same for SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -45,7 +56,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 P = ParamSpec("P")
 T = TypeVar("T")
 
-BUSY_TIMEOUT_MS = 10_000  # only another process (``qrlogin migrate``) can hold the lock
+BUSY_TIMEOUT_MS = 10_000  # readers; and how long a writer waits for another process's lock
+BUSY_RETRY = (0.001, 0.05)  # a writer's first and longest pause between tries of that lock
 
 
 class LoopConnection:
@@ -70,7 +82,7 @@ class LoopConnection:
         return fn(self._conn, *args, **kwargs)
 
 
-def _sync_engine(url: str) -> Any:
+def _sync_engine(url: str, *, writer: bool) -> Any:
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
     # One connection per engine, made on first use and kept: the writer and the reader each
     # have their own engine, so each is exactly one sqlite3 connection.
@@ -84,12 +96,24 @@ def _sync_engine(url: str) -> Any:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=FULL")
+        # the writer never sleeps the loop in SQLite's busy handler: ``_open_batch`` retries
+        cursor.execute(f"PRAGMA busy_timeout={0 if writer else BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     return engine
+
+
+class _Batch:
+    """The write transaction of one event-loop round, and the callers inside it."""
+
+    __slots__ = ("committed", "deferred", "inside")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.committed: asyncio.Future[None] = loop.create_future()
+        self.inside = 0  # callers between their SAVEPOINT and its RELEASE
+        self.deferred = False  # the COMMIT waits for them
 
 
 class SqliteEngine:
@@ -98,13 +122,16 @@ class SqliteEngine:
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
-        self._writer_engine = _sync_engine(url)
+        self._writer_engine = _sync_engine(url, writer=True)
         database = self.url.database
         in_memory = not database or database == ":memory:" or "mode=memory" in url
         # an in-memory database exists once per connection: reads must share the writer's
-        self._reader_engine = self._writer_engine if in_memory else _sync_engine(url)
+        self._reader_engine = self._writer_engine if in_memory else _sync_engine(url, writer=False)
         self._writer: Connection | None = None
         self._reader: Connection | None = None
+        self._batch: _Batch | None = None
+        self._opening = asyncio.Lock()  # one caller at a time waits for another process
+        self._bodies = asyncio.Lock()
         # prebuilt statements compiled to SQL: id → (statement, (sql, names, values, columns))
         self._statements: dict[
             int, tuple[Select[Any], tuple[str, list[str], dict[str, Any], list[str]]]
@@ -148,14 +175,96 @@ class SqliteEngine:
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[LoopConnection]:
-        """One write transaction: ``BEGIN IMMEDIATE``, then ``COMMIT``, or ``ROLLBACK`` on
-        error. The caller serialises writers (``SqlBase._write``)."""
+        """One caller's write: a ``SAVEPOINT`` in this round's transaction (opened by the
+        round's first writer), released on success, rolled back to on error; then the
+        round's ``COMMIT`` is awaited, so a caller that returns is durable. A failing
+        ``COMMIT`` is raised to every caller of the round."""
+        # bodies run one at a time (a body that does suspend keeps its read-modify-write
+        # to itself); uncontended, taking the lock does not suspend
+        async with self._bodies:
+            batch = self._batch or await self._open_batch()
+            conn = self._writer_conn()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("SAVEPOINT w")
+            batch.inside += 1
+            try:
+                yield LoopConnection(conn)
+            except BaseException:
+                raw.execute("ROLLBACK TO w")
+                raw.execute("RELEASE w")
+                raise
+            else:
+                raw.execute("RELEASE w")
+            finally:
+                batch.inside -= 1
+                if not batch.inside and batch.deferred:
+                    batch.deferred = False
+                    asyncio.get_running_loop().call_soon(self._commit, batch)
+        await asyncio.shield(batch.committed)
+
+    @contextlib.asynccontextmanager
+    async def begin_alone(self) -> AsyncIterator[LoopConnection]:
+        """A transaction of its own, outside any batch, under SQLAlchemy's control (for the
+        migrations, whose DDL Alembic runs in the transaction it is given)."""
+        async with self._bodies, self._opening:
+            while self._batch is not None:
+                await asyncio.shield(self._batch.committed)
+            conn = self._writer_conn()
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    yield LoopConnection(conn)
+                finally:
+                    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+
+    async def _open_batch(self) -> _Batch:
+        async with self._opening:
+            if self._batch is not None:  # opened while this caller waited
+                return self._batch
+            conn = self._writer_conn()
+            if conn.in_transaction():
+                conn.rollback()  # a read on a shared in-memory connection left SQLAlchemy's open
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            pause, deadline = BUSY_RETRY[0], time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    # another process writes: wait for it here, letting the loop run
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, BUSY_RETRY[1])
+            loop = asyncio.get_running_loop()
+            batch = self._batch = _Batch(loop)
+            loop.call_soon(self._commit, batch)
+            return batch
+
+    def _commit(self, batch: _Batch) -> None:
+        if batch.inside:  # a caller is still between its statements: when it is done
+            batch.deferred = True
+            return
+        self._batch = None
         conn = self._writer_conn()
-        if conn.in_transaction():
-            conn.rollback()  # a read on a shared in-memory connection left SQLAlchemy's open
-        with conn.begin():
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            yield LoopConnection(conn)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        try:
+            raw.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+            batch.committed.set_exception(exc)
+        else:
+            batch.committed.set_result(None)
+        finally:
+            if conn.in_transaction():
+                conn.rollback()  # SQLAlchemy's bookkeeping of its autobegun transaction
 
     def first_row(self, stmt: Select[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of a prebuilt ``SELECT`` as a dict, read straight through ``sqlite3``.

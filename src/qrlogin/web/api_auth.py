@@ -20,6 +20,11 @@ from qrlogin.web.security import BROWSER_HEADER, require_browser_header
 from qrlogin.web.sessions import session_response
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
+SECOND_FACTOR = refusal(
+    401,
+    "second_factor_required: the email step is done; finish with POST "
+    "/api/v1/auth/second-factor (or a passkey) and the mfa_token",
+)
 
 
 def _browser(request: Request) -> bool:
@@ -50,7 +55,9 @@ async def email_start(body: EmailStart, request: Request, response: Response) ->
 @router.post(
     "/auth/email/verify",
     response_model=SessionOut,
-    responses=merge(refusal(400, "invalid_code: one reply for every wrong code"), RATE_LIMITED),
+    responses=merge(
+        refusal(400, "invalid_code: one reply for every wrong code"), SECOND_FACTOR, RATE_LIMITED
+    ),
 )
 async def email_verify(body: EmailVerify, request: Request) -> Response:
     svc = deps.services(request)
@@ -69,7 +76,9 @@ async def email_verify(body: EmailVerify, request: Request) -> Response:
     "/auth/email/pickup",
     response_model=SessionOut,
     responses=merge(
-        CSRF, refusal(409, "authorization_pending: the link was not confirmed elsewhere yet")
+        CSRF,
+        SECOND_FACTOR,
+        refusal(409, "authorization_pending: the link was not confirmed elsewhere yet"),
     ),
 )
 async def email_pickup(request: Request) -> Response:

@@ -22,7 +22,7 @@ from qrlogin.accounts.passkeys import NAME_LENGTH, VERIFY
 from qrlogin.core.errors import PasskeyRefused
 from qrlogin.sessions.service import Authenticated
 from qrlogin.store.records import Passkey
-from qrlogin.web import deps, security
+from qrlogin.web import api_totp, deps, security
 from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, RATE_LIMITED, merge, refusal
 from qrlogin.web.schemas import SessionOut
 from qrlogin.web.sessions import session_response
@@ -120,11 +120,6 @@ class PasskeyList(BaseModel):
     passkeys: list[PasskeyOut]
 
 
-def _bound_to(request: Request) -> str:
-    svc = deps.services(request)
-    return binding(deps.browser_token(request), svc.limiter.ip_key(deps.ip_of(request)))
-
-
 def _options_reply(request: Request, options: dict[str, Any], token: str) -> JSONResponse:
     return JSONResponse(PasskeyOptions(options=options, token=token).model_dump(mode="json"))
 
@@ -134,7 +129,7 @@ def _binding_for_options(request: Request) -> tuple[str, str | None]:
     none yet (so the call that sends the credential comes from the same browser)."""
     token = deps.browser_token(request)
     if token is not None:
-        return _bound_to(request), None
+        return api_totp.bound_to(request), None
     fresh = security.new_csrf_cookie()
     return binding(fresh, ""), fresh
 
@@ -183,7 +178,7 @@ async def add_passkey(auth: Signed, body: PasskeyAdd, request: Request) -> Passk
         auth.user,
         auth.session,
         body.token,
-        _bound_to(request),
+        api_totp.bound_to(request),
         body.credential,
         body.name,
         deps.device_of(request),
@@ -246,7 +241,7 @@ async def passkey_request_options(
     user_id = None
     if body is not None and body.mfa_token is not None:
         # bound as the mfa token is: to this browser's cookie, or its address
-        bound_to, fresh = _bound_to(request), None
+        bound_to, fresh = api_totp.bound_to(request), None
         user_id = (await svc.factors.pending(body.mfa_token, bound_to)).user.id
     else:
         bound_to, fresh = _binding_for_options(request)
@@ -260,7 +255,7 @@ async def passkey_sign_in(body: PasskeySignIn, request: Request) -> Response:
     email sign-in it holds is finished (``amr`` email and passkey). Browsers (header
     ``Qrlogin-Client: browser``) get the session cookie, others the tokens."""
     svc = deps.services(request)
-    bound_to = _bound_to(request)
+    bound_to = api_totp.bound_to(request)
     device = deps.device_of(request)
     if body.mfa_token is None:
         api = request.headers.get(security.BROWSER_HEADER) != "browser"
@@ -306,7 +301,7 @@ async def step_up(auth: Signed, body: PasskeyStepUp, request: Request) -> Respon
     device = deps.device_of(request)
     await svc.passkeys.authenticate(
         body.token,
-        _bound_to(request),
+        api_totp.bound_to(request),
         body.credential,
         kind=VERIFY,
         user_id=auth.user.id,

@@ -23,6 +23,15 @@ ERRORS = merge(
     refusal(404, "invalid_handle: unknown, expired or already-claimed handle"),
 )
 DECIDE = merge(ERRORS, CSRF)  # a cookie session must send our header
+APPROVE = merge(
+    DECIDE,
+    refusal(
+        403,
+        "step_up_required: the account has a second factor and this session has not proved it "
+        "lately (QRLOGIN_APPROVE_STEP_UP); `methods` says which to use: verify with "
+        "POST /api/v1/me/verify (TOTP) or /api/v1/me/verify/passkey, then approve again",
+    ),
+)
 
 
 def scan_body(request: Request, view: ApproverView) -> ScanOut:
@@ -86,7 +95,7 @@ async def _decide(request: Request, handle: str, approve: bool) -> DecisionOut:
     return DecisionOut(status=view.status.value, confirm_code=view.confirm_code)
 
 
-@router.post("/{handle}/approve", response_model=DecisionOut, responses=DECIDE)
+@router.post("/{handle}/approve", response_model=DecisionOut, responses=APPROVE)
 async def approve(handle: str, request: Request) -> DecisionOut:
     """Approve. Under the ``code`` confirm policy the reply holds the confirm code to type on
     the requester. Any ids in the body are ignored: the approver is who its session says."""

@@ -56,6 +56,7 @@ async def session_info(
         last_seen_at=session.last_seen_at,
         linked_by=session.linked_by,
         linked_from=linked_from,
+        amr=list(session.methods),
         current=session.id == current_id,
     )
 

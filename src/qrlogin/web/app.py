@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc as collector
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -107,8 +108,12 @@ def create_app(
     approvers: ApproverIdentity | None = None,
     sessions: SessionStarter | None = None,
     failures: CodeFailures | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """A qrlogin app. Its lifespan migrates the database and starts the event bus.
+    ``freeze_gc`` (``qrlogin serve``): once started, everything allocated so far moves to
+    the collector's permanent generation, so full collections no longer walk the modules,
+    routes and templates (76–105 ms pauses in the p99 under load, issue 15).
 
     Standalone (no identity adapters): the complete site, with the built-in accounts,
     sessions and their pages. Embedded (``approvers`` and ``sessions`` from a host app, see
@@ -129,6 +134,9 @@ def create_app(
         # migration advisory lock would be released at once)
         await upgrade(services.store.writer)
         await services.bus.start()
+        if freeze_gc:
+            collector.collect()
+            collector.freeze()
         gc = asyncio.create_task(_housekeeping(services))
         try:
             yield

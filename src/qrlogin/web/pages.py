@@ -14,13 +14,21 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from qrlogin.core.codes import display_user_code
-from qrlogin.core.errors import InvalidHandle, QrLoginError
+from qrlogin.core.errors import (
+    InvalidCode,
+    InvalidHandle,
+    InvalidMfaToken,
+    QrLoginError,
+    SecondFactorRequired,
+    StepUpRequired,
+)
 from qrlogin.core.redirects import safe_redirect_path
 from qrlogin.core.tokens import sha256_hex
 from qrlogin.core.useragent import describe
 from qrlogin.handshake.service import ApproverView
 from qrlogin.identity.ports import StartedSession
-from qrlogin.web import api_sessions, deps
+from qrlogin.sessions.service import describe_amr
+from qrlogin.web import api_sessions, api_totp, deps
 from qrlogin.web.api_scan import scan_body
 from qrlogin.web.schemas import ActivityEntry
 from qrlogin.web.security import check_csrf, csrf_token, new_csrf_cookie
@@ -66,6 +74,15 @@ templates.env.globals["linked_by_text"] = {
     "qr": "by scanning a QR code",
     "user_code": "by typing a code",
     "oauth": "by signing in to an app",
+    "passkey": "with a passkey",
+}
+templates.env.globals["describe_amr"] = describe_amr
+templates.env.globals["factor_names"] = {
+    "passkey": "passkey",
+    "totp": "authenticator app",
+    "otp": "authenticator app",
+    "recovery": "recovery code",
+    "recovery_codes": "recovery codes",
 }
 templates.env.globals["events"] = {
     "request.created": "Sign-in requested",
@@ -79,6 +96,14 @@ templates.env.globals["events"] = {
     "account.locked": "Account locked after wrong codes",
     "session.created": "New session",
     "session.revoked": "Device signed out",
+    "factor.added": "Sign-in method added",
+    "factor.removed": "Sign-in method removed",
+    "factor.renamed": "Passkey renamed",
+    "factor.verified": "Identity confirmed with a second factor",
+    "factor.failed": "Wrong second-factor code",
+    "factor.locked": "Second factor locked after wrong codes",
+    "factor.required": "Second factor required",
+    "factor.optional": "Second factor no longer required",
 }
 
 
@@ -207,12 +232,21 @@ async def _device_grant(request: Request, view: ApproverView) -> tuple[str | Non
     return (client.name if client else "An app"), user_code
 
 
-async def _approval(request: Request, view: ApproverView) -> Response:
+async def _approval(
+    request: Request,
+    view: ApproverView,
+    *,
+    step_up: list[str] | None = None,
+    step_up_error: str | None = None,
+) -> Response:
     body = scan_body(request, view)
     app_name, user_code = await _device_grant(request, view)
     return render(
         request,
         "approve.html",
+        403 if step_up else 200,
+        step_up=step_up,
+        step_up_error=step_up_error,
         handle=body.handle,
         req=body.request,
         status=body.status,
@@ -235,12 +269,34 @@ def _after_decision(request: Request, view: ApproverView) -> Response:
     return RedirectResponse(f"{base}/q/{view.handle}", status_code=303)
 
 
-async def _approval_page(request: Request, handle: str, action: str | None = None) -> Response:
+async def _step_up_here(request: Request, code: str) -> None:
+    """The approval page's own step-up: a TOTP (or recovery) code typed with Approve."""
+    auth = await deps.require_session(request)
+    svc = deps.services(request)
+    device = deps.device_of(request)
+    method = await svc.totp.check(auth.user, code, device)
+    await svc.factors.verified(auth.user.id, auth.session.id, method, device)
+
+
+async def _approval_page(
+    request: Request, handle: str, action: str | None = None, step_up_code: str | None = None
+) -> Response:
     approver = await deps.require_approver(request)
     lr = deps.services(request).login_requests
     try:
         if action == "approve":
-            return _after_decision(request, await lr.approve(handle, approver))
+            try:
+                if step_up_code and not deps.services(request).embedded:
+                    await _step_up_here(request, step_up_code)
+                return _after_decision(request, await lr.approve(handle, approver))
+            except (StepUpRequired, InvalidCode) as exc:
+                methods = exc.methods if isinstance(exc, StepUpRequired) else None
+                if methods is None:
+                    auth = await deps.require_session(request)
+                    methods = await deps.services(request).factors.step_up_methods(auth.user.id)
+                error = None if isinstance(exc, StepUpRequired) else exc.message
+                view = await lr.for_approver(handle, approver)
+                return await _approval(request, view, step_up=methods, step_up_error=error)
         if action == "deny":
             return _after_decision(request, await lr.deny(handle, approver))
         try:
@@ -344,12 +400,13 @@ async def held_device(request: Request) -> str | None:
 
 @handshake_router.post("/q/{handle}/{action}")
 async def approve_form(handle: str, action: str, request: Request) -> Response:
-    await form_with_csrf(request)
+    form = await form_with_csrf(request)
     if action not in ("approve", "deny"):
         return message(request, "Not found", "Nothing here. Check the address.", 404)
     if await deps.signed_in_approver(request) is None:
         return _signin_redirect(request, f"/q/{handle}")
-    return await _approval_page(request, handle, action)
+    code = form.get("step_up_code", "").strip()[:40] or None
+    return await _approval_page(request, handle, action, step_up_code=code)
 
 
 # -- first device: email -------------------------------------------------------------------
@@ -442,11 +499,61 @@ async def signin_code(request: Request) -> Response:
             deps.device_of(request),
             deps.browser_token(request),
         )
+    except SecondFactorRequired as stop:
+        return second_factor_step(request, stop, nxt)
     except QrLoginError as exc:
         return render(
             request, "signin.html", 400, next=nxt, email=email, step="code", error=exc.message
         )
     return signed_in_redirect(issued, nxt, request)
+
+
+def second_factor_step(
+    request: Request,
+    stop: SecondFactorRequired,
+    nxt: str,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    """The email step is done; the page asks for the account's second factor (the mfa
+    token rides in the form, never in a URL)."""
+    return render(
+        request,
+        "signin.html",
+        status_code,
+        next=nxt,
+        step="second_factor",
+        mfa_token=stop.mfa_token,
+        methods=stop.methods,
+        error=error,
+    )
+
+
+@router.post("/signin/second-factor")
+async def signin_second_factor(request: Request) -> Response:
+    """The second-factor step's form: with ``code``, finish the sign-in; without, show the
+    step (``signin.js`` comes here when a sign-in picked up from a link needs it)."""
+    form = await form_with_csrf(request)
+    svc = deps.services(request)
+    nxt = safe_redirect_path(form.get("next")) or ""
+    token = form.get("mfa_token", "")
+    bound_to = api_totp.bound_to(request)
+    try:
+        pending = await svc.factors.pending(token, bound_to)
+        stop = SecondFactorRequired(token, await svc.factors.methods(pending.user.id))
+        if "code" not in form:
+            return second_factor_step(request, stop, nxt)
+        started, pending = await svc.factors.finish_with_code(
+            token, bound_to, form["code"], deps.device_of(request)
+        )
+    except InvalidMfaToken as exc:
+        return render(
+            request, "signin.html", 400, next=nxt, email="", step="email", error=exc.message
+        )
+    except InvalidCode as exc:
+        return second_factor_step(request, stop, nxt, 400, exc.message)
+    to = nxt or safe_redirect_path(pending.next) or "/account"
+    return signed_in_redirect(started, to, request)
 
 
 @router.get("/auth/email/{token}")
@@ -478,9 +585,12 @@ async def email_link_page(token: str, request: Request) -> Response:
 async def email_link_confirm(token: str, request: Request) -> Response:
     await form_with_csrf(request)
     svc = deps.services(request)
-    issued, info = await svc.email_logins.confirm_link(
-        token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
-    )
+    try:
+        issued, info = await svc.email_logins.confirm_link(
+            token, request.cookies.get(deps.cookie_names(request).browser), deps.device_of(request)
+        )
+    except SecondFactorRequired as stop:  # the browser that asked: on to its second factor
+        return second_factor_step(request, stop, "")
     if issued is not None and info is not None:
         return signed_in_redirect(
             issued, safe_redirect_path(info.login.next) or "/account", request
@@ -509,7 +619,8 @@ async def account_page(request: Request) -> Response:
     if auth is None:
         return _signin_redirect(request, "/account")
     activity = one_row_per_sign_in(await api_sessions.activity_of(request, auth.user.id))[:15]
-    return render(request, "account.html", session=auth.session, activity=activity)
+    factors = await api_totp.factors_of(request, auth)
+    return render(request, "account.html", session=auth.session, activity=activity, factors=factors)
 
 
 def one_row_per_sign_in(activity: list[ActivityEntry]) -> list[ActivityEntry]:

@@ -125,6 +125,68 @@ class MeOut(BaseModel):
     expires_at: float
 
 
+# -- TOTP, recovery codes and the second-factor step (web/api_totp.py) ----------------------
+
+
+class TotpEnrolment(BaseModel):
+    secret: str = Field(description="Base32, for typing into an app that cannot scan.")
+    otpauth_uri: str = Field(description="The otpauth:// URI the QR code holds.")
+    qr_svg: str = Field(description="The QR code of otpauth_uri, an SVG document.")
+
+
+class FactorCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(
+        min_length=1,
+        max_length=32,
+        description="6 digits from the authenticator app, or a recovery code.",
+    )
+
+
+class FreshFactor(BaseModel):
+    """A change that needs a fresh second factor: a code in the same call, or none when
+    the session proved one within the last 5 minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class RequireFactor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    required: bool
+    code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="To stop requiring: a TOTP or recovery code, unless the session proved a "
+        "second factor within the last 5 minutes.",
+    )
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown once: each works once.")
+
+
+class SecondFactorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mfa_token: str = Field(min_length=1, max_length=200)
+    code: str = Field(min_length=1, max_length=32)
+
+
+class Verified(BaseModel):
+    verified_at: float
+
+
+class FactorsOut(BaseModel):
+    methods: list[str] = Field(
+        description="The second factors usable now: passkey, totp, recovery."
+    )
+    passkeys: int
+    totp: bool
+    recovery_codes_left: int
+    mfa_required: bool
+
+
 class RefreshBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     refresh_token: str = Field(max_length=200)
@@ -138,9 +200,14 @@ class SessionInfo(BaseModel):
     ip: str
     created_at: float
     last_seen_at: float
-    linked_by: str = Field(description="email, qr or user_code")
+    linked_by: str = Field(description="email, passkey, qr, user_code or oauth")
     linked_from: str | None = Field(
         default=None, description="The approving device, for qr/user_code."
+    )
+    amr: list[str] = Field(
+        default_factory=list,
+        description="How it signed in: email, passkey, otp (authenticator app), qr (approved "
+        "by another device) and recovery (a recovery code), in order.",
     )
     current: bool
 
@@ -176,6 +243,7 @@ class ActivityList(BaseModel):
 
 class Health(BaseModel):
     status: str = "ok"
+    worker: int = Field(description="The serving process's id (one per `--workers`).")
 
 
 class Readiness(BaseModel):

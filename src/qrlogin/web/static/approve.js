@@ -1,6 +1,22 @@
 // The approval page: follow the request until it ends (the desktop signs in, cancels, burns
 // the code or lets it expire), then show how it ended without a reload.
 "use strict";
+// The step-up before an approval, with a passkey (static/passkeys.js does the ceremony):
+// once this session has verified, the Approve form goes through.
+(() => {
+  const button = document.getElementById("step-up-passkey");
+  if (!button) return;
+  const error = document.getElementById("step-up-passkey-error");
+  button.addEventListener("click", async () => {
+    if (error) error.hidden = true;
+    const ok = window.qrloginPasskeys ? await window.qrloginPasskeys.stepUp(button.dataset.base || "") : false;
+    if (ok) {
+      document.getElementById("approve").closest("form").submit();
+    } else if (error) {
+      error.hidden = false;
+    }
+  });
+})();
 (() => {
   const FINAL = ["consumed", "denied", "cancelled", "expired"];
   const box = document.getElementById("approval");

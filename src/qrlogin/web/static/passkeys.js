@@ -18,9 +18,9 @@
     typeof window.PublicKeyCredential === "function" &&
     typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function";
 
-  function nextPath(fallback) {
+  function nextPath(fallback, given = "") {
     const field = document.querySelector("input[name=next]");
-    const given = (field && field.value) || "";
+    given = given || (field && field.value) || "";
     return SAME_ORIGIN_PATH.test(given) && !given.includes("\\") ? given : fallback;
   }
 
@@ -57,12 +57,12 @@
     return err && (err.name === "AbortError" || err.name === "NotAllowedError");
   }
 
-  async function signIn(base, mediation, signal, mfaToken) {
+  async function signIn(base, mediation, signal, mfaToken, next) {
     const extra = mfaToken ? { mfa_token: mfaToken } : {};
     const sent = await assertion(base, "/api/v1/auth/passkey/options", extra, mediation, signal);
     const done = await call(base, "/api/v1/auth/passkey/verify", { ...sent, ...extra });
     if (!done.ok) throw new Error((done.data && done.data.message) || REFUSED);
-    window.location.assign(nextPath("/account"));
+    window.location.assign(nextPath("/account", next));
   }
 
   async function stepUp(base = BASE) {
@@ -124,15 +124,17 @@
 
   function secondFactorStep() {
     const button = document.getElementById("passkey-second-factor");
+    if (!button || !supported()) return;
     const field = document.querySelector("input[name=mfa_token]");
-    if (!button || !field || !supported()) return;
+    const mfaToken = button.dataset.mfaToken || (field && field.value) || "";
+    if (!mfaToken) return;
     const message = document.getElementById("passkey-second-factor-error");
     button.hidden = false;
     button.addEventListener("click", async () => {
       say(message, "", false);
       button.disabled = true;
       try {
-        await signIn(BASE, null, undefined, field.value);
+        await signIn(BASE, null, undefined, mfaToken, button.dataset.next);
       } catch (err) {
         say(message, quiet(err) ? "The passkey was not used. Try again, or type a code." : err.message || REFUSED, true);
       } finally {
