@@ -214,3 +214,36 @@ def test_a_passkey_whose_counter_went_back_is_refused(
     )
     expect(page).to_have_url(f"{server.url}/signin")
     assert_no_axe_violations(page)
+
+
+def test_an_email_sign_in_is_finished_with_the_passkey(
+    localhost_server: LiveServer, smtp_sink: SmtpSink, make_context: Callable[..., BrowserContext]
+) -> None:
+    server = localhost_server
+    context = make_context("desktop")
+    page = context.new_page()
+    cdp, authenticator_id = virtual_authenticator(page, context)
+    page.goto(f"{server.url}/signin")
+    sign_in_on_signin_page(page, smtp_sink, EMAIL)
+    expect(page).to_have_url(f"{server.url}/account", timeout=WAIT_MS)
+    add_passkey(page, "Laptop")
+    # by email this time: the authenticator holds back, so the autofill does not sign in
+    presence = {"authenticatorId": authenticator_id, "enabled": False}
+    cdp.send("WebAuthn.setAutomaticPresenceSimulation", presence)
+    sign_out(page, server)
+
+    sign_in_on_signin_page(page, smtp_sink, EMAIL)
+    button = page.get_by_role("button", name="Use your passkey")
+    expect(button).to_be_visible(timeout=WAIT_MS)
+    assert_no_axe_violations(page)
+    cdp.send("WebAuthn.setAutomaticPresenceSimulation", {**presence, "enabled": True})
+    button.click()
+
+    expect(page).to_have_url(f"{server.url}/account", timeout=WAIT_MS)
+    me = signed_in_user(page, server)
+    devices = page.evaluate(
+        "async (u) => (await (await fetch(u, {credentials: 'same-origin'})).json())",
+        f"{server.url}/api/v1/sessions",
+    )
+    this = next(d for d in devices["sessions"] if d["id"] == me["session_id"])
+    assert this["amr"] == ["email", "passkey"]
