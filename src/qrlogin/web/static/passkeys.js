@@ -43,7 +43,11 @@
 
   async function assertion(base, optionsPath, optionsBody, mediation, signal) {
     const asked = await call(base, optionsPath, optionsBody);
-    if (!asked.ok) throw new Error((asked.data && asked.data.message) || REFUSED);
+    if (!asked.ok) {
+      const err = new Error((asked.data && asked.data.message) || REFUSED);
+      err.beforeDialog = true; // nothing was asked of the person yet
+      throw err;
+    }
     const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(asked.data.options);
     const request = { publicKey, signal };
     if (mediation) request.mediation = mediation;
@@ -98,7 +102,8 @@
       try {
         await signIn(BASE, "conditional", mine.signal);
       } catch (err) {
-        if (!quiet(err) && pending === mine) say(message, err.message || REFUSED, true);
+        // the autofill waits in the background: say something only once a passkey was picked
+        if (!quiet(err) && !err.beforeDialog && pending === mine) say(message, err.message || REFUSED, true);
       }
     }
 
