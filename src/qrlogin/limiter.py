@@ -44,6 +44,9 @@ class Limits:
     email_start_global: str = "200 per second"
     email_verify_per_ip: str = "30 per minute"
     email_verify_global: str = "500 per second"
+    # anonymous passkey sign-in options: each one writes a challenge
+    passkey_options_per_ip: str = "60 per minute"
+    passkey_options_global: str = "1000 per second"
 
 
 _NO_LIMIT = "1000000000 per second"
@@ -60,6 +63,8 @@ UNLIMITED = Limits(
     email_start_global=_NO_LIMIT,
     email_verify_per_ip=_NO_LIMIT,
     email_verify_global=_NO_LIMIT,
+    passkey_options_per_ip=_NO_LIMIT,
+    passkey_options_global=_NO_LIMIT,
 )  # QRLOGIN_RATE_LIMITS=off: for benchmarks on loopback, never for production
 
 

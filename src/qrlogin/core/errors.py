@@ -244,3 +244,13 @@ class FactorRequired(QrLoginError):
         "This is your account's last second factor, and the account requires one. Add "
         "another first, or stop requiring a second factor."
     )
+
+
+class PasskeyRefused(QrLoginError):
+    """A passkey ceremony failed: unknown, used, expired or foreign challenge, wrong origin or
+    RP ID, bad signature, an unknown or another account's credential, or a sign counter that
+    did not move forward (a cloned authenticator). One reply for all."""
+
+    error = "passkey_refused"
+    status = 400
+    default_message = "That passkey could not be used. Try again, or sign in by email."

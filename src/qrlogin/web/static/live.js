@@ -2,7 +2,7 @@
 "use strict";
 (() => {
   const fmt = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
-  const how = { email: "by email", qr: "by QR", user_code: "by code" };
+  const how = { email: "by email", qr: "by QR", user_code: "by code", passkey: "with a passkey" };
   // times in the browser's own locale and zone; the server's UTC text stays without script
   const stamp = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   for (const t of document.querySelectorAll("time[datetime]")) {
