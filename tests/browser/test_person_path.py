@@ -212,7 +212,7 @@ def test_no_feedback_on_revocation_a_revoked_desktop_is_told_who_signed_it_out(
     login = link_desktop(desktop, mobile, server)
 
     mobile.goto(f"{server.url}/account/devices")
-    mobile.get_by_role("button", name=re.compile("Sign out Chrome on Linux")).click()
+    mobile.get_by_role("button", name=re.compile("Sign out this device: Chrome on Linux")).click()
 
     expect(mobile.locator("#signed-out-result")).to_have_text(
         re.compile(r"^Signed out 1 device\. It has to sign in again")
