@@ -343,3 +343,39 @@ def test_configured_logging_batches_access_lines_per_loop_round_without_a_thread
     after = ["GET /a 200", "last", "GET / 200", "off the loop"]
     assert [x["message"] for x in lines[200:]] == after
     assert lines[201]["request_id"] == "-"
+
+
+def test_an_access_line_made_directly_has_the_formatters_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Under ``configure()`` the access log's lines are made without a LogRecord; they carry
+    the same keys and values as ``JsonFormatter`` gives the same line logged the usual way."""
+    import asyncio
+
+    from qrlogin import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    fields = {"status": 200, "method": "GET", "path": "/q/{…}", "ms": 1.5}
+    try:
+        logs.configure()
+        token = logs.request_id.set("req-7")
+        try:
+
+            async def log_both() -> None:
+                logs.log_access("GET /q/{…} 200", fields)  # the direct line
+                logging.getLogger(logs.ACCESS_LOGGER).info("GET /q/{…} 200", extra=fields)
+
+            asyncio.run(log_both())
+        finally:
+            logs.request_id.reset(token)
+        logs._stop_writer()
+    finally:
+        logs._stop_writer()
+        root.handlers[:], root.level = saved
+    direct, usual = (json.loads(x) for x in capsys.readouterr().err.splitlines()[-2:])
+    assert direct.keys() == usual.keys()
+    assert {k: v for k, v in direct.items() if k != "time"} == {
+        k: v for k, v in usual.items() if k != "time"
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", direct["time"])

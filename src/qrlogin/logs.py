@@ -104,6 +104,54 @@ class LoopBatchHandler(logging.Handler):
                 self.stream.write("\n".join(lines) + "\n")
                 self.stream.flush()
 
+    def keep_access_line(self, line: str) -> None:
+        """An access-log line already formatted (``log_access``): kept for the end of the
+        loop's round like any other access line."""
+        self._kept.append(line)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write_kept()
+            return
+        if self._planned_on is not loop:
+            self._planned_on = loop
+            loop.call_soon(self.write_kept)
+
+
+_access = logging.getLogger(ACCESS_LOGGER)
+_stamp_second = -1
+_stamp = ""
+
+
+def _time_of(now: float) -> str:
+    """``JsonFormatter``'s time, with the part up to the second made once per second."""
+    global _stamp_second, _stamp
+    second = int(now)
+    if second != _stamp_second:
+        _stamp_second = second
+        _stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_stamp}.{int((now - second) * 1000):03d}Z"
+
+
+def log_access(message: str, fields: dict[str, Any]) -> None:
+    """One access-log line. Under ``configure()`` (``qrlogin serve``) the JSON line is made
+    here, in ``JsonFormatter``'s shape, without a ``LogRecord``, handler and formatter pass
+    (a tenth of a request's time under load, issue 15); otherwise, or when the access log is
+    turned down, through ``logging`` as usual."""
+    handler = _handler
+    if handler is None or _access.disabled or not _access.isEnabledFor(logging.INFO):
+        _access.info(message, extra=fields)
+        return
+    entry: dict[str, Any] = {
+        "time": _time_of(time.time()),
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "message": message,
+        "request_id": request_id.get(),
+    }
+    entry.update(fields)
+    handler.keep_access_line(json.dumps(entry, default=str))
+
 
 def configure(level: str = "INFO") -> None:
     """JSON lines on stderr for qrlogin and uvicorn; uvicorn's own access log (raw paths)

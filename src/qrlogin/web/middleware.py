@@ -9,7 +9,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qrlogin.logs import ACCESS_LOGGER, redact_path, request_id
+from qrlogin.logs import ACCESS_LOGGER, log_access, redact_path, request_id
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -27,15 +27,13 @@ def log_response(
     """As a response starts: name the request id in its ``headers`` and write the one access
     log line of the request (``started`` is its ``time.perf_counter()``)."""
     headers.append("x-request-id", rid)
-    access_log.info(
-        "%s %s %s",
-        scope["method"],
-        redact_path(scope["path"]),
-        status,
-        extra={
+    method, path = scope["method"], redact_path(scope["path"])
+    log_access(
+        f"{method} {path} {status}",
+        {
             "status": status,
-            "method": scope["method"],
-            "path": redact_path(scope["path"]),
+            "method": method,
+            "path": path,
             "ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )

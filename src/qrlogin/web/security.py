@@ -95,16 +95,26 @@ def require_browser_header(request: Request) -> None:
         )
 
 
+_POLICIES = (
+    (b"content-security-policy", CSP.encode("latin-1")),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+)
+_HSTS = ((b"strict-transport-security", HSTS.encode("latin-1")),)
+
+
 def add_security_headers(headers: MutableHeaders, *, https: bool) -> None:
     """CSP, frame, referrer and sniffing policies, and no caching, on a response (each unless
-    the response set its own), and HSTS when the public URL is ``https``."""
-    headers.setdefault("content-security-policy", CSP)
-    if https:
-        headers.setdefault("strict-transport-security", HSTS)
-    headers.setdefault("x-frame-options", "DENY")
-    headers.setdefault("referrer-policy", "no-referrer")
-    headers.setdefault("x-content-type-options", "nosniff")
-    headers.setdefault("cache-control", "no-store")
+    the response set its own), and HSTS when the public URL is ``https``. One pass over the
+    response's headers, then the missing ones appended raw (``MutableHeaders.setdefault``
+    scanned them once per policy)."""
+    raw = headers.raw
+    present = {name for name, _ in raw}
+    for name, value in _HSTS + _POLICIES if https else _POLICIES:
+        if name not in present:
+            raw.append((name, value))
 
 
 class SecurityHeaders:
