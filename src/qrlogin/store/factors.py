@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ColumnElement,
+    Delete,
     and_,
     bindparam,
     case,
@@ -86,6 +87,18 @@ class SqlFactors(SqlBase):
         bare = ~_other_factor(user_id)
         await conn.execute(delete(recovery_codes).where(_RC.user_id == user_id, bare))
         await conn.execute(update(users).where(_U.id == user_id, bare).values(mfa_required=0))
+
+    async def _remove_factor(self, user_id: str, removal: Delete, audit: AuditEntry) -> bool:
+        """Run a factor's conditional ``DELETE`` with the user's row locked; when it removed
+        one, recovery codes go if no factor is left, and the activity row is written."""
+        async with self._write() as conn:
+            await self._lock_user(conn, user_id)
+            result = await conn.execute(removal)
+            if not result.rowcount:
+                return False
+            await self._forget_recovery_if_bare(conn, user_id)
+            await self._audit(conn, [audit])
+        return True
 
     # -- what an account has -------------------------------------------------------------
 
@@ -174,20 +187,15 @@ class SqlFactors(SqlBase):
     @shielded
     async def delete_passkey(self, user_id: str, passkey_id: str, audit: AuditEntry) -> bool:
         """Remove a passkey, unless it is the last factor of an account requiring one."""
-        async with self._write() as conn:
-            await self._lock_user(conn, user_id)
-            result = await conn.execute(
-                delete(passkeys).where(
-                    _P.id == passkey_id,
-                    _P.user_id == user_id,
-                    _may_remove(user_id, passkey_id=passkey_id),
-                )
-            )
-            if not result.rowcount:
-                return False
-            await self._forget_recovery_if_bare(conn, user_id)
-            await self._audit(conn, [audit])
-        return True
+        return await self._remove_factor(
+            user_id,
+            delete(passkeys).where(
+                _P.id == passkey_id,
+                _P.user_id == user_id,
+                _may_remove(user_id, passkey_id=passkey_id),
+            ),
+            audit,
+        )
 
     # -- TOTP ------------------------------------------------------------------------------
 
@@ -251,20 +259,15 @@ class SqlFactors(SqlBase):
 
     @shielded
     async def delete_totp(self, user_id: str, audit: AuditEntry) -> bool:
-        async with self._write() as conn:
-            await self._lock_user(conn, user_id)
-            result = await conn.execute(
-                delete(totp_factors).where(
-                    _T.user_id == user_id,
-                    _T.enabled_at.is_not(None),
-                    _may_remove(user_id, totp=False),
-                )
-            )
-            if not result.rowcount:
-                return False
-            await self._forget_recovery_if_bare(conn, user_id)
-            await self._audit(conn, [audit])
-        return True
+        return await self._remove_factor(
+            user_id,
+            delete(totp_factors).where(
+                _T.user_id == user_id,
+                _T.enabled_at.is_not(None),
+                _may_remove(user_id, totp=False),
+            ),
+            audit,
+        )
 
     # -- recovery codes --------------------------------------------------------------------
 
