@@ -3,7 +3,8 @@ account has a second factor must have proved it lately, or the approval is refus
 ``step_up_required`` (the API) or the approval page asks for it (the page). The factor is
 given to the account through the store and the proof through ``mark_verified`` here; the
 verify endpoints themselves are tested with their factors (test_api_totp.py,
-test_api_passkeys.py) and end to end in tests/browser/test_step_up.py."""
+test_api_passkeys.py) and end to end in Chromium: with the authenticator app in
+tests/browser/test_totp.py, with a passkey in tests/browser/test_second_factors_person_path.py."""
 
 from __future__ import annotations
 
