@@ -91,7 +91,7 @@ async def test_enrolment_gives_a_working_uri_and_ten_distinct_recovery_codes(wor
 
     assert len(codes) == len(set(codes)) == 10
     assert all(len(c) == 11 and c[5] == "-" for c in codes)
-    factor = await world.services.totp.status(user.id)
+    factor = await world.services.store.get_totp(user.id)
     assert factor is not None and factor.enabled_at is not None
     events = [e.event for e in await world.services.store.activity(user.id)]
     assert "factor.added" in events
@@ -102,7 +102,7 @@ async def test_a_wrong_first_code_leaves_totp_off(world: World) -> None:
     secret, _ = await world.services.totp.begin(user)
     with pytest.raises(InvalidCode):
         await world.services.totp.enable(user, world.code(secret, 5), DEVICE)
-    factor = await world.services.totp.status(user.id)
+    factor = await world.services.store.get_totp(user.id)
     assert factor is not None and factor.enabled_at is None
     assert await world.services.factors.methods(user.id) == []
 
@@ -166,7 +166,7 @@ async def test_a_recovery_code_works_once_typed_as_people_type(world: World) -> 
     # upper case, spaces for the dash, and an O read as a zero
     typed = second.upper().replace("-", " ").replace("0", "O")
     assert await world.check(account.user, typed) == "recovery"
-    assert await world.services.totp.codes_left(account.user.id) == 8
+    assert (await world.services.store.factor_summary(account.user.id))[2] == 8
 
 
 async def test_a_recovery_code_of_another_account_is_refused(world: World) -> None:
@@ -245,7 +245,7 @@ async def test_the_secret_is_stored_sealed(world: World) -> None:
     stored = b"".join(
         p.read_bytes() for p in world.data_dir.iterdir() if p.name.startswith("qrlogin.db")
     )
-    factor = await world.services.totp.status(account.user.id)
+    factor = await world.services.store.get_totp(account.user.id)
     assert factor is not None and factor.secret_sealed.encode() in stored  # the row is there
     assert account.secret.encode() not in stored
     assert account.secret.lower().encode() not in stored

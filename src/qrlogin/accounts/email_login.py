@@ -11,7 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from qrlogin.accounts.factors import SecondFactors
+from qrlogin.accounts.factors import STEP_UP_METHODS, SecondFactors, bound_to_hash
 from qrlogin.accounts.lockout import AccountGuard
 from qrlogin.core.clock import Clock
 from qrlogin.core.errors import InvalidCode, InvalidRequest, SecondFactorRequired
@@ -157,8 +157,9 @@ class EmailLogins:
         user = await self.store.user_by_email(login.email)
         if user is None:  # first sign-in: the account is made first (a no-op if it wins)
             user = await self.store.ensure_user(self._new_user(login.email))
-        if self.factors is not None and await self.factors.has_second_factor(user.id):
-            bound_to = browser_hash or f"ip:{self.limiter.ip_key(device.ip)}"
+        methods = await self.factors.methods(user.id) if self.factors is not None else []
+        if self.factors is not None and any(m in STEP_UP_METHODS for m in methods):
+            bound_to = bound_to_hash(browser_hash, self.limiter.ip_key(device.ip))
             token, challenge = self.factors.mfa_challenge(
                 user, bound_to, api=api, next_url=login.next
             )
@@ -174,7 +175,7 @@ class EmailLogins:
                 return None
             if browser_hash is not None:
                 await self.store.remember_browser(user.email, browser_hash, self.clock.now())
-            raise SecondFactorRequired(token, await self.factors.methods(user.id))
+            raise SecondFactorRequired(token, methods)
         grant = SessionGrant(user_id=user.id, device=device, linked_by="email", api=api)
         rows, started = await self.sessions.prepare_session(grant)
         done = await self.store.complete_email_login(

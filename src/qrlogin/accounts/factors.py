@@ -35,7 +35,12 @@ STEP_UP_METHODS = ("passkey", "totp")  # what an approver can step up with
 def binding(browser_token: str | None, ip_key: str) -> str:
     """What a challenge or mfa token is bound to: the browser's ``qrl_browser`` cookie
     (its SHA-256), or, for a caller without one, its address (as email codes are)."""
-    return sha256_hex(browser_token) if browser_token else f"ip:{ip_key}"
+    return bound_to_hash(sha256_hex(browser_token) if browser_token else None, ip_key)
+
+
+def bound_to_hash(browser_hash: str | None, ip_key: str) -> str:
+    """``binding`` for a caller whose cookie's SHA-256 is already at hand."""
+    return browser_hash or f"ip:{ip_key}"
 
 
 def factor_entry(
@@ -215,22 +220,36 @@ class SecondFactors:
         methods = await self.step_up_methods(user_id)
         if not methods:
             return
-        since = self.clock.now() - self.policy.step_up_window
         if self.step_up == "always":
+            since = self.clock.now() - self.policy.step_up_window
             ok = await self.store.spend_verification(session_id, since)
         else:
-            session = await self.store.get_session(session_id)
-            ok = (
-                session is not None
-                and session.verified_at is not None
-                and session.verified_at >= since
-            )
+            ok = await self._verified_lately(session_id)
         if not ok:
             raise StepUpRequired(methods)
+
+    async def _verified_lately(self, session_id: str) -> bool:
+        """The session proved a second factor within the step-up window."""
+        since = self.clock.now() - self.policy.step_up_window
+        session = await self.store.get_session(session_id)
+        return (
+            session is not None
+            and session.verified_at is not None
+            and (session.verified_at >= since)
+        )
 
     async def before_approval(self, approver: Approver) -> None:
         """``identity.ports.StepUp`` for the built-in accounts."""
         await self.require_step_up(approver.user_id, approver.session_id)
+
+    async def verify_code(self, user: User, session_id: str, code: str, device: Device) -> str:
+        """The session proves a second factor with a TOTP or recovery code now (a step-up);
+        the method it proved. ``InvalidCode`` for a wrong one."""
+        if self.codes is None:
+            raise InvalidCode()
+        method = await self.codes.check(user, code, device)
+        await self.verified(user.id, session_id, method, device)
+        return method
 
     async def verified(self, user_id: str, session_id: str, method: str, device: Device) -> None:
         """The session proved ``method`` (``otp`` or ``passkey``) just now."""
@@ -248,14 +267,9 @@ class SecondFactors:
         second factor this session proved within the step-up window. Else
         ``StepUpRequired`` (no code) or ``InvalidCode`` (a wrong one)."""
         if code:
-            if self.codes is None:
-                raise InvalidCode()
-            method = await self.codes.check(user, code, device)
-            await self.verified(user.id, session.id, method, device)
+            await self.verify_code(user, session.id, code, device)
             return
-        since = self.clock.now() - self.policy.step_up_window
-        current = await self.store.get_session(session.id)
-        if current is None or current.verified_at is None or current.verified_at < since:
+        if not await self._verified_lately(session.id):
             raise StepUpRequired(
                 await self.methods(user.id),
                 "Confirm it's you first: use your passkey, or type a code from your "

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import secrets
 
 import pyotp
-import segno
 from joserfc import jwe
 from joserfc.jwk import OctKey
 
@@ -64,23 +62,6 @@ def normalize_recovery_code(raw: str) -> str | None:
     return code
 
 
-def qr_svg(uri: str) -> str:
-    """The enrolment QR of an ``otpauth://`` URI: a complete SVG document, black on white."""
-    buf = io.BytesIO()
-    segno.make(uri, error="m", micro=False).save(
-        buf,
-        kind="svg",
-        scale=5,
-        border=4,
-        dark="#000",
-        light="#fff",
-        xmldecl=False,
-        svgclass="qr-svg",
-        lineclass=None,
-    )
-    return buf.getvalue().decode()
-
-
 class Totp:
     """``factors.CodeChecker``: TOTP codes and recovery codes of the built-in accounts."""
 
@@ -117,10 +98,6 @@ class Totp:
         return code_hmac(self.key, code, f"recovery\x00{user_id}")
 
     # -- enrolment -------------------------------------------------------------------------
-
-    async def status(self, user_id: str) -> TotpFactor | None:
-        """The account's TOTP factor: on (``enabled_at``), being enrolled, or ``None``."""
-        return await self.store.get_totp(user_id)
 
     async def begin(self, user: User) -> tuple[str, str]:
         """A new secret for ``user`` and its ``otpauth://`` URI, replacing an unfinished
@@ -253,8 +230,3 @@ class Totp:
         await self.store.replace_recovery_codes(user.id, rows, entry)
         self.factors.notify(user, "a new set of recovery codes", added=True)
         return codes
-
-    async def codes_left(self, user_id: str) -> int:
-        """Unused recovery codes of an account."""
-        _, _, left = await self.store.factor_summary(user_id)
-        return left

@@ -10,6 +10,8 @@ that an account which requires a second factor keeps one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     ColumnElement,
     Delete,
@@ -104,22 +106,22 @@ class SqlFactors(SqlBase):
 
     @shielded
     async def factor_summary(self, user_id: str) -> tuple[int, bool, int]:
-        """(passkeys, TOTP on, unused recovery codes) of an account."""
+        """(passkeys, TOTP on, unused recovery codes) of an account, in one read (every
+        email sign-in and every approval asks)."""
+        keys = select(func.count()).where(_P.user_id == user_id).scalar_subquery()
+        totp = (
+            select(func.count())
+            .where(_T.user_id == user_id, _T.enabled_at.is_not(None))
+            .scalar_subquery()
+        )
+        codes = (
+            select(func.count())
+            .where(_RC.user_id == user_id, _RC.used_at.is_(None))
+            .scalar_subquery()
+        )
         async with self.engine.connect() as conn:
-            keys = (
-                await conn.execute(select(func.count()).where(_P.user_id == user_id))
-            ).scalar_one()
-            totp = (
-                await conn.execute(
-                    select(func.count()).where(_T.user_id == user_id, _T.enabled_at.is_not(None))
-                )
-            ).scalar_one()
-            codes = (
-                await conn.execute(
-                    select(func.count()).where(_RC.user_id == user_id, _RC.used_at.is_(None))
-                )
-            ).scalar_one()
-        return int(keys), bool(totp), int(codes)
+            counts: list[Any] = list((await conn.execute(select(keys, totp, codes))).one())
+        return int(counts[0]), bool(counts[1]), int(counts[2])
 
     @shielded
     async def set_mfa_required(self, user_id: str, required: bool, audit: AuditEntry) -> bool:

@@ -22,7 +22,7 @@ from qrlogin.accounts.passkeys import NAME_LENGTH, VERIFY
 from qrlogin.core.errors import PasskeyRefused
 from qrlogin.sessions.service import Authenticated
 from qrlogin.store.records import Passkey
-from qrlogin.web import api_totp, deps, security
+from qrlogin.web import deps, security
 from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, RATE_LIMITED, merge, refusal
 from qrlogin.web.schemas import SessionOut
 from qrlogin.web.sessions import session_response
@@ -30,6 +30,7 @@ from qrlogin.web.sessions import session_response
 router = APIRouter(prefix="/api/v1", tags=["factors"])
 
 Signed = Annotated[Authenticated, Depends(deps.require_session)]
+Writer = Annotated[Authenticated, Depends(deps.require_writer)]
 
 REFUSED = refusal(
     400,
@@ -127,25 +128,18 @@ def _options_reply(request: Request, options: dict[str, Any], token: str) -> JSO
 def _binding_for_options(request: Request) -> tuple[str, str | None]:
     """What a new challenge is bound to, and the browser cookie to give a caller that has
     none yet (so the call that sends the credential comes from the same browser)."""
-    token = deps.browser_token(request)
-    if token is not None:
-        return api_totp.bound_to(request), None
+    if deps.browser_token(request) is not None:
+        return deps.bound_to(request), None
     fresh = security.new_csrf_cookie()
     return binding(fresh, ""), fresh
 
 
-def _with_browser_cookie(request: Request, response: Response, fresh: str | None) -> Response:
-    if fresh is not None:
-        lifetime = int(deps.services(request).policy.known_browser_lifetime)
-        deps.set_cookie(
-            request, response, deps.cookie_names(request).browser, fresh, max_age=lifetime
-        )
+def _options_with_cookie(
+    request: Request, options: dict[str, Any], token: str, fresh: str | None
+) -> Response:
+    response = _options_reply(request, options, token)
+    deps.ensure_browser_cookie(request, response, fresh)
     return response
-
-
-def _cookie_write(request: Request) -> None:
-    if deps.used_cookie_session(request):
-        security.require_browser_header(request)
 
 
 # -- the signed-in user's passkeys ---------------------------------------------------------
@@ -154,15 +148,14 @@ def _cookie_write(request: Request) -> None:
 @router.post(
     "/me/passkeys/options", response_model=PasskeyOptions, responses=merge(NOT_SIGNED_IN, CSRF)
 )
-async def passkey_creation_options(auth: Signed, request: Request) -> Response:
+async def passkey_creation_options(auth: Writer, request: Request) -> Response:
     """Options for adding a passkey to the account (a discoverable credential, user
     verification preferred, the account's passkeys excluded, no attestation)."""
-    _cookie_write(request)
     bound_to, fresh = _binding_for_options(request)
     options, token = await deps.services(request).passkeys.registration_options(
         auth.user, auth.session, bound_to
     )
-    return _with_browser_cookie(request, _options_reply(request, options, token), fresh)
+    return _options_with_cookie(request, options, token, fresh)
 
 
 @router.post(
@@ -171,14 +164,13 @@ async def passkey_creation_options(auth: Signed, request: Request) -> Response:
     response_model=PasskeyOut,
     responses=merge(REFUSED, NOT_SIGNED_IN, CSRF),
 )
-async def add_passkey(auth: Signed, body: PasskeyAdd, request: Request) -> PasskeyOut:
+async def add_passkey(auth: Writer, body: PasskeyAdd, request: Request) -> PasskeyOut:
     """Add the passkey just made; the owner is mailed."""
-    _cookie_write(request)
     passkey = await deps.services(request).passkeys.register(
         auth.user,
         auth.session,
         body.token,
-        api_totp.bound_to(request),
+        deps.bound_to(request),
         body.credential,
         body.name,
         deps.device_of(request),
@@ -198,9 +190,8 @@ async def list_passkeys(auth: Signed, request: Request) -> PasskeyList:
     responses=merge(NOT_SIGNED_IN, CSRF, NO_SUCH_PASSKEY),
 )
 async def rename_passkey(
-    auth: Signed, passkey_id: str, body: PasskeyRename, request: Request
+    auth: Writer, passkey_id: str, body: PasskeyRename, request: Request
 ) -> PasskeyOut:
-    _cookie_write(request)
     renamed = await deps.services(request).passkeys.rename(
         auth.user.id, passkey_id[:100], body.name, deps.device_of(request)
     )
@@ -212,10 +203,9 @@ async def rename_passkey(
     status_code=204,
     responses=merge(NOT_SIGNED_IN, CSRF, NO_SUCH_PASSKEY, LAST_FACTOR),
 )
-async def delete_passkey(auth: Signed, passkey_id: str, request: Request) -> Response:
+async def delete_passkey(auth: Writer, passkey_id: str, request: Request) -> Response:
     """Remove a passkey; refused (409) for the last second factor of an account that
     requires one. The owner is mailed."""
-    _cookie_write(request)
     await deps.services(request).passkeys.delete(
         auth.user, passkey_id[:100], deps.device_of(request)
     )
@@ -241,12 +231,12 @@ async def passkey_request_options(
     user_id = None
     if body is not None and body.mfa_token is not None:
         # bound as the mfa token is: to this browser's cookie, or its address
-        bound_to, fresh = api_totp.bound_to(request), None
+        bound_to, fresh = deps.bound_to(request), None
         user_id = (await svc.factors.pending(body.mfa_token, bound_to)).user.id
     else:
         bound_to, fresh = _binding_for_options(request)
     options, token = await svc.passkeys.authentication_options(bound_to, user_id)
-    return _with_browser_cookie(request, _options_reply(request, options, token), fresh)
+    return _options_with_cookie(request, options, token, fresh)
 
 
 @router.post("/auth/passkey/verify", response_model=SessionOut, responses=merge(REFUSED, MFA))
@@ -255,7 +245,7 @@ async def passkey_sign_in(body: PasskeySignIn, request: Request) -> Response:
     email sign-in it holds is finished (``amr`` email and passkey). Browsers (header
     ``Qrlogin-Client: browser``) get the session cookie, others the tokens."""
     svc = deps.services(request)
-    bound_to = api_totp.bound_to(request)
+    bound_to = deps.bound_to(request)
     device = deps.device_of(request)
     if body.mfa_token is None:
         api = request.headers.get(security.BROWSER_HEADER) != "browser"
@@ -281,27 +271,25 @@ async def passkey_sign_in(body: PasskeySignIn, request: Request) -> Response:
     response_model=PasskeyOptions,
     responses=merge(NOT_SIGNED_IN, CSRF),
 )
-async def step_up_options(auth: Signed, request: Request) -> Response:
+async def step_up_options(auth: Writer, request: Request) -> Response:
     """Options for confirming it's you with one of your passkeys (user verification
     required) before an approval."""
-    _cookie_write(request)
     bound_to, fresh = _binding_for_options(request)
     options, token = await deps.services(request).passkeys.authentication_options(
         bound_to, auth.user.id, kind=VERIFY, session_id=auth.session.id
     )
-    return _with_browser_cookie(request, _options_reply(request, options, token), fresh)
+    return _options_with_cookie(request, options, token, fresh)
 
 
 @router.post("/me/verify/passkey", status_code=204, responses=merge(REFUSED, NOT_SIGNED_IN, CSRF))
-async def step_up(auth: Signed, body: PasskeyStepUp, request: Request) -> Response:
+async def step_up(auth: Writer, body: PasskeyStepUp, request: Request) -> Response:
     """The session proved a passkey just now: the next approval within 5 minutes needs no
     other."""
-    _cookie_write(request)
     svc = deps.services(request)
     device = deps.device_of(request)
     await svc.passkeys.authenticate(
         body.token,
-        api_totp.bound_to(request),
+        deps.bound_to(request),
         body.credential,
         kind=VERIFY,
         user_id=auth.user.id,

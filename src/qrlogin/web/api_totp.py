@@ -8,10 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from qrlogin.accounts.factors import binding
-from qrlogin.accounts.totp import qr_svg
 from qrlogin.sessions.service import Authenticated
-from qrlogin.web import deps
+from qrlogin.web import deps, qr
 from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, merge, refusal
 from qrlogin.web.schemas import (
     FactorCode,
@@ -24,7 +22,6 @@ from qrlogin.web.schemas import (
     TotpEnrolment,
     Verified,
 )
-from qrlogin.web.security import require_browser_header
 from qrlogin.web.sessions import session_response
 
 router = APIRouter(prefix="/api/v1", tags=["factors"])
@@ -38,22 +35,7 @@ NO_FACTOR = refusal(409, "invalid_state: the account has no second factor to req
 LAST_FACTOR = refusal(409, "last_factor: the account requires a second factor, and it is this")
 
 
-async def _writer(request: Request) -> Authenticated:
-    """The signed-in caller of a write (a cookie session must send our header). A
-    dependency, so it answers before the body is checked: no session, no 400."""
-    auth = await deps.require_session(request)
-    if deps.used_cookie_session(request):
-        require_browser_header(request)
-    return auth
-
-
-Writer = Annotated[Authenticated, Depends(_writer)]
-
-
-def bound_to(request: Request) -> str:
-    """What this caller's mfa tokens are bound to: its browser cookie, else its address."""
-    svc = deps.services(request)
-    return binding(deps.browser_token(request), svc.limiter.ip_key(deps.ip_of(request)))
+Writer = Annotated[Authenticated, Depends(deps.require_writer)]
 
 
 @router.get("/me/factors", response_model=FactorsOut, responses=NOT_SIGNED_IN)
@@ -98,7 +80,9 @@ async def totp_begin(request: Request, auth: Writer) -> TotpEnrolment:
     URI's QR code (SVG). Nothing is on until ``/me/totp/verify`` gets a code from the app;
     a second call replaces an unfinished set-up."""
     secret, uri = await deps.services(request).totp.begin(auth.user)
-    return TotpEnrolment(secret=secret, otpauth_uri=uri, qr_svg=qr_svg(uri))
+    return TotpEnrolment(
+        secret=secret, otpauth_uri=uri, qr_svg=qr.svg(uri, error="m", scale=5).decode()
+    )
 
 
 @router.post(
@@ -151,9 +135,7 @@ async def verify_me(auth: Writer, body: FactorCode, request: Request) -> Verifie
     """Step-up: this session proves a second factor now (a TOTP or recovery code), so for
     the next 5 minutes it may approve sign-ins and change its factors without a code."""
     svc = deps.services(request)
-    device = deps.device_of(request)
-    method = await svc.totp.check(auth.user, body.code, device)
-    await svc.factors.verified(auth.user.id, auth.session.id, method, device)
+    await svc.factors.verify_code(auth.user, auth.session.id, body.code, deps.device_of(request))
     return Verified(verified_at=svc.clock.now())
 
 
@@ -175,6 +157,6 @@ async def second_factor(body: SecondFactorBody, request: Request) -> Response:
     client)."""
     svc = deps.services(request)
     started, _ = await svc.factors.finish_with_code(
-        body.mfa_token, bound_to(request), body.code, deps.device_of(request)
+        body.mfa_token, deps.bound_to(request), body.code, deps.device_of(request)
     )
     return session_response(started, svc.clock.now())

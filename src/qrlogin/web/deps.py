@@ -6,6 +6,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 
+from qrlogin.accounts.factors import binding
 from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import NotSignedIn
 from qrlogin.core.network import client_ip
@@ -50,14 +51,22 @@ def browser_token(request: Request) -> str | None:
     return request.cookies.get(cookie_names(request).browser)
 
 
-def ensure_browser_cookie(request: Request, response: Response) -> None:
-    """Give a caller without one the browser-binding cookie. Email codes are bound to it, and
-    a browser that signs in to an address becomes known to it (DESIGN.md requirement 12), so
-    the cookie lives as long as that memory."""
+def ensure_browser_cookie(request: Request, response: Response, value: str | None = None) -> None:
+    """Give a caller without one the browser-binding cookie (``value``, when the caller
+    already bound something to a new one). Email codes are bound to it, and a browser that
+    signs in to an address becomes known to it (DESIGN.md requirement 12), so the cookie
+    lives as long as that memory."""
     if browser_token(request) is None:
         lifetime = int(services(request).policy.known_browser_lifetime)
         name = cookie_names(request).browser
-        set_cookie(request, response, name, security.new_csrf_cookie(), max_age=lifetime)
+        value = value or security.new_csrf_cookie()
+        set_cookie(request, response, name, value, max_age=lifetime)
+
+
+def bound_to(request: Request) -> str:
+    """What this caller's mfa tokens and passkey challenges are bound to: its browser
+    cookie, else its address (``accounts.factors.binding``)."""
+    return binding(browser_token(request), services(request).limiter.ip_key(ip_of(request)))
 
 
 def clear_cookie(request: Request, response: Response, name: str) -> None:
@@ -114,6 +123,16 @@ async def require_session(request: Request) -> Authenticated:
     auth = await current_session(request)
     if auth is None:
         raise NotSignedIn()
+    return auth
+
+
+async def require_writer(request: Request) -> Authenticated:
+    """The signed-in caller of a write: a cookie session must also send our header (a
+    cross-site form cannot). As a FastAPI dependency it answers before the body is
+    checked: no session, no 400."""
+    auth = await require_session(request)
+    if used_cookie_session(request):
+        security.require_browser_header(request)
     return auth
 
 

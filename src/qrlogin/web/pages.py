@@ -272,10 +272,9 @@ def _after_decision(request: Request, view: ApproverView) -> Response:
 async def _step_up_here(request: Request, code: str) -> None:
     """The approval page's own step-up: a TOTP (or recovery) code typed with Approve."""
     auth = await deps.require_session(request)
-    svc = deps.services(request)
-    device = deps.device_of(request)
-    method = await svc.totp.check(auth.user, code, device)
-    await svc.factors.verified(auth.user.id, auth.session.id, method, device)
+    await deps.services(request).factors.verify_code(
+        auth.user, auth.session.id, code, deps.device_of(request)
+    )
 
 
 async def _approval_page(
@@ -537,7 +536,7 @@ async def signin_second_factor(request: Request) -> Response:
     svc = deps.services(request)
     nxt = safe_redirect_path(form.get("next")) or ""
     token = form.get("mfa_token", "")
-    bound_to = api_totp.bound_to(request)
+    bound_to = deps.bound_to(request)
     try:
         pending = await svc.factors.pending(token, bound_to)
         stop = SecondFactorRequired(token, await svc.factors.methods(pending.user.id))
