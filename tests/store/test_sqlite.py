@@ -411,3 +411,58 @@ def test_two_processes_of_concurrent_writers_lose_no_update_and_never_see_locked
             await eng.dispose()
 
     assert asyncio.run(total()) == 500
+
+
+stamped = Table(
+    "stamped",
+    meta,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("tag", String, default="plain"),
+)
+
+
+async def test_plain_rows_are_inserted_straight_and_read_back_as_sqlalchemy_wrote_them(
+    engine: SqliteEngine,
+) -> None:
+    async with engine.begin() as conn:
+        conn.insert(items, {"id": 1, "name": "one"})
+        conn.insert(items, [{"id": 2, "name": "two"}, {"id": 3, "name": None}])
+        conn.insert(items, [])
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(items).order_by(items.c.id))).all()
+    assert [tuple(r) for r in rows] == [(1, "one"), (2, "two"), (3, None)]
+
+
+async def test_a_straight_insert_that_breaks_a_constraint_raises_sqlalchemys_error_and_undoes_only_its_caller(
+    engine: SqliteEngine,
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    async def duplicate() -> None:
+        async with engine.begin() as conn:
+            conn.insert(items, {"id": 10, "name": "second"})
+            conn.insert(items, {"id": 10, "name": "again"})
+
+    async def other() -> None:
+        async with engine.begin() as conn:
+            conn.insert(items, {"id": 11, "name": "kept"})
+
+    results = await asyncio.gather(duplicate(), other(), return_exceptions=True)
+    assert isinstance(results[0], IntegrityError)  # what the store's callers catch
+    assert results[1] is None
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(items.c.name).order_by(items.c.id))).scalars().all()
+    assert names == ["kept"]
+
+
+async def test_columns_that_need_sqlalchemy_go_through_it(engine: SqliteEngine) -> None:
+    from datetime import datetime
+
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.create_all)
+        # a DateTime needs conversion, and "tag" has a Python-side default to fill in
+        conn.insert(stamped, {"id": 1, "at": datetime(2026, 12, 3, 16, 0)})
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(stamped))).one()
+    assert row.at == datetime(2026, 12, 3, 16, 0) and row.tag == "plain"

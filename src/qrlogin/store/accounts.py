@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qrlogin.store.base import SqlBase, insert_into, shielded
+from qrlogin.store.base import SqlBase, insert_rows, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.records import (
     AuditEntry,
@@ -48,7 +48,7 @@ class SqlAccounts(SqlBase):
         )
         if row is not None:
             return User.from_mapping(row)
-        await conn.execute(insert_into(users), new_user.to_row())
+        await insert_rows(conn, users, new_user.to_row())
         return new_user
 
     @shielded
@@ -107,7 +107,7 @@ class SqlAccounts(SqlBase):
             done = await conn.execute(update(known_browsers).where(where).values(signed_in_at=now))
             if not done.rowcount:
                 known = KnownBrowser(email=email, browser_hash=browser_hash, signed_in_at=now)
-                await conn.execute(insert_into(known_browsers), known.to_row())
+                await insert_rows(conn, known_browsers, known.to_row())
 
     @shielded
     async def browser_is_known(self, email: str, browser_hash: str, since: float) -> bool:
@@ -123,7 +123,7 @@ class SqlAccounts(SqlBase):
     @shielded
     async def insert_email_login(self, login: EmailLogin) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(email_logins), login.to_row())
+            await insert_rows(conn, email_logins, login.to_row())
 
     @staticmethod
     def _live_email(now: float, limit: int) -> list[ColumnElement[bool]]:
@@ -235,5 +235,5 @@ class SqlAccounts(SqlBase):
             if rows is not None:
                 await self._insert_session_rows(conn, rows)
             if challenge is not None:
-                await conn.execute(insert_into(factor_challenges), challenge.to_row())
+                await insert_rows(conn, factor_challenges, challenge.to_row())
         return True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Insert, Select, Table, insert, select, update
@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from qrlogin.store.engine import Conn, Engine, writer_of
 from qrlogin.store.records import AuditEntry, NewSessionRows
-from qrlogin.store.sqlite import SqliteEngine
+from qrlogin.store.sqlite import LoopConnection, SqliteEngine
 from qrlogin.store.tables import audit_events, refresh_tokens, sessions
 
 P = ParamSpec("P")
@@ -45,6 +45,18 @@ def insert_into(table: Table) -> Insert:
     compiles it once and finds it in its cache by identity, where ``insert(t).values(**row)``
     builds and hashes a new statement every time (about 0.3 ms in the hot paths)."""
     return insert(table)
+
+
+async def insert_rows(
+    conn: Conn, table: Table, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+) -> None:
+    """``INSERT`` one row (a mapping) or several (a list of mappings with the same keys) in
+    the caller's transaction: on SQLite straight through ``sqlite3`` (``LoopConnection.insert``),
+    on PostgreSQL through SQLAlchemy."""
+    if isinstance(conn, LoopConnection):
+        conn.insert(table, rows)
+    else:
+        await conn.execute(insert_into(table), rows)
 
 
 class SqlBase:
@@ -101,9 +113,9 @@ class SqlBase:
     async def _insert_session_rows(cls, conn: Conn, rows: NewSessionRows) -> None:
         """A new built-in session, its first refresh token and its activity row, inside the
         caller's transaction (the one change that starts the session)."""
-        await conn.execute(insert_into(sessions), rows.session.to_row())
+        await insert_rows(conn, sessions, rows.session.to_row())
         if rows.refresh is not None:
-            await conn.execute(insert_into(refresh_tokens), rows.refresh.to_row())
+            await insert_rows(conn, refresh_tokens, rows.refresh.to_row())
         await cls._audit(conn, [rows.audit])
 
     @staticmethod
@@ -112,7 +124,7 @@ class SqlBase:
             {k: v for k, v in e.to_row().items() if k != "id"} for e in entries if e is not None
         ]
         if rows:
-            await conn.execute(insert_into(audit_events), rows)
+            await insert_rows(conn, audit_events, rows)
 
     @shielded
     async def audit(self, *entries: AuditEntry) -> None:

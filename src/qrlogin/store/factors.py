@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from qrlogin.store.base import SqlBase, insert_into, shielded
+from qrlogin.store.base import SqlBase, insert_rows, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.records import (
     AuditEntry,
@@ -141,7 +141,7 @@ class SqlFactors(SqlBase):
     @shielded
     async def insert_passkey(self, passkey: Passkey, audit: AuditEntry) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(passkeys), passkey.to_row())
+            await insert_rows(conn, passkeys, passkey.to_row())
             await self._audit(conn, [audit])
 
     @shielded
@@ -218,7 +218,7 @@ class SqlFactors(SqlBase):
             ).first()
             if taken is not None:
                 return False
-            await conn.execute(insert_into(totp_factors), factor.to_row())
+            await insert_rows(conn, totp_factors, factor.to_row())
         return True
 
     @shielded
@@ -243,7 +243,7 @@ class SqlFactors(SqlBase):
                 return False
             await conn.execute(delete(recovery_codes).where(_RC.user_id == user_id))
             if codes:
-                await conn.execute(insert_into(recovery_codes), [c.to_row() for c in codes])
+                await insert_rows(conn, recovery_codes, [c.to_row() for c in codes])
             await self._audit(conn, [audit])
         return True
 
@@ -279,7 +279,7 @@ class SqlFactors(SqlBase):
     ) -> None:
         async with self._write() as conn:
             await conn.execute(delete(recovery_codes).where(_RC.user_id == user_id))
-            await conn.execute(insert_into(recovery_codes), [c.to_row() for c in codes])
+            await insert_rows(conn, recovery_codes, [c.to_row() for c in codes])
             await self._audit(conn, [audit])
 
     @shielded
@@ -331,7 +331,7 @@ class SqlFactors(SqlBase):
     @shielded
     async def insert_challenge(self, challenge: FactorChallenge) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(factor_challenges), challenge.to_row())
+            await insert_rows(conn, factor_challenges, challenge.to_row())
 
     @shielded
     async def get_challenge(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 
-from qrlogin.store.base import SqlBase, insert_into, shielded
+from qrlogin.store.base import SqlBase, insert_rows, shielded
 from qrlogin.store.records import (
     AuthorizationCode,
     Consent,
@@ -54,7 +54,7 @@ class SqlOAuth(SqlBase):
         row["redirect_uris"] = json.dumps(list(client.redirect_uris))
         row["post_logout_redirect_uris"] = json.dumps(list(client.post_logout_redirect_uris))
         async with self._write() as conn:
-            await conn.execute(insert_into(oauth_clients), row)
+            await insert_rows(conn, oauth_clients, row)
 
     @shielded
     async def get_client(self, client_id: str) -> OAuthClient | None:
@@ -92,7 +92,7 @@ class SqlOAuth(SqlBase):
                     .where(_K.alg == key.alg, _K.retired_at.is_(None))
                     .values(retired_at=key.created_at, expires_at=key.created_at + retire_keep)
                 )
-            await conn.execute(insert_into(signing_keys), key.to_row())
+            await insert_rows(conn, signing_keys, key.to_row())
 
     @shielded
     async def signing_keys(self, now: float) -> list[SigningKey]:
@@ -116,7 +116,7 @@ class SqlOAuth(SqlBase):
     @shielded
     async def insert_code(self, code: AuthorizationCode) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(oauth_codes), code.to_row())
+            await insert_rows(conn, oauth_codes, code.to_row())
 
     @shielded
     async def get_code(self, code_hash: str) -> AuthorizationCode | None:
@@ -156,7 +156,7 @@ class SqlOAuth(SqlBase):
                     c.user_id == consent.user_id, c.client_id == consent.client_id
                 )
             )
-            await conn.execute(insert_into(oauth_consents), consent.to_row())
+            await insert_rows(conn, oauth_consents, consent.to_row())
 
     # -- device grant ----------------------------------------------------------------------
 

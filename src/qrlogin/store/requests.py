@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, select, update
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
-from qrlogin.store.base import SqlBase, insert_into, shielded
+from qrlogin.store.base import SqlBase, insert_rows, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.ports import AuditFor
 from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
@@ -63,7 +63,7 @@ class SqlLoginRequests(SqlBase):
     @shielded
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(login_requests), rec.to_row())
+            await insert_rows(conn, login_requests, rec.to_row())
             await self._audit(conn, [audit])
 
     @shielded

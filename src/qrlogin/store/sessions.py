@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from qrlogin.store.base import SqlBase, insert_into, shielded
+from qrlogin.store.base import SqlBase, insert_rows, shielded
 from qrlogin.store.engine import Conn
 from qrlogin.store.records import (
     AuditEntry,
@@ -45,7 +45,7 @@ class SqlSessions(SqlBase):
     @shielded
     async def insert_refresh_token(self, refresh: RefreshToken) -> None:
         async with self._write() as conn:
-            await conn.execute(insert_into(refresh_tokens), refresh.to_row())
+            await insert_rows(conn, refresh_tokens, refresh.to_row())
 
     @shielded
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
