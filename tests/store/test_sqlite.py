@@ -434,7 +434,7 @@ async def test_plain_rows_are_inserted_straight_and_read_back_as_sqlalchemy_wrot
     assert [tuple(r) for r in rows] == [(1, "one"), (2, "two"), (3, None)]
 
 
-async def test_a_straight_insert_that_breaks_a_constraint_raises_sqlalchemys_error_and_undoes_only_its_caller(
+async def test_a_straight_insert_breaking_a_constraint_raises_sqlalchemys_error_for_its_caller(
     engine: SqliteEngine,
 ) -> None:
     from sqlalchemy.exc import IntegrityError
