@@ -466,3 +466,33 @@ async def test_columns_that_need_sqlalchemy_go_through_it(engine: SqliteEngine) 
     async with engine.connect() as conn:
         row = (await conn.execute(select(stamped))).one()
     assert row.at == datetime(2026, 12, 3, 16, 0) and row.tag == "plain"
+
+
+_BUMP = update(counter).where(counter.c.id == bindparam("cid")).values(n=counter.c.n + 1)
+
+
+async def test_a_prebuilt_update_returning_runs_straight_in_its_callers_savepoint(
+    engine: SqliteEngine,
+) -> None:
+    bump = _BUMP.returning(counter.c.n)
+
+    async def once(fail: bool) -> int | None:
+        async with engine.begin() as conn:
+            row = conn.first(bump, {"cid": 1})
+            if fail:
+                raise RuntimeError("undo my bump only")
+        return None if row is None else int(row["n"])
+
+    results = await asyncio.gather(once(False), once(True), once(False), return_exceptions=True)
+    assert results[0] == 1 and isinstance(results[1], RuntimeError) and results[2] == 2
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(counter.c.n)) == 2  # the failed bump is undone
+        async with engine.begin() as writer:
+            assert writer.first(bump, {"cid": 99}) is None  # no such row
+
+
+def test_an_update_without_returning_is_refused_by_the_straight_path(
+    engine: SqliteEngine,
+) -> None:
+    with pytest.raises(TypeError, match="RETURNING"):
+        engine.first_row(_BUMP, {"cid": 1})  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Insert, Select, Table, insert, select, update
+from sqlalchemy import ColumnElement, Insert, Select, Table, Update, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from qrlogin.store.engine import Conn, Engine, writer_of
@@ -100,6 +100,17 @@ class SqlBase:
             return self.engine.first_row(stmt, params)
         async with self.engine.connect() as conn:
             row: RowMapping | None = (await conn.execute(stmt, dict(params))).mappings().first()
+        return row
+
+    @staticmethod
+    async def _first_in(
+        conn: Conn, stmt: Select[Any] | Update, params: Mapping[str, Any]
+    ) -> Mapping[Any, Any] | None:
+        """The first row of a prebuilt statement (a ``SELECT``, or an ``UPDATE … RETURNING``)
+        inside the caller's transaction: on SQLite straight through ``sqlite3``."""
+        if isinstance(conn, LoopConnection):
+            return conn.first(stmt, params)
+        row: RowMapping | None = (await conn.execute(stmt, dict(params))).mappings().first()
         return row
 
     @staticmethod

@@ -10,8 +10,6 @@ that an account which requires a second factor keeps one.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     ColumnElement,
     Delete,
@@ -52,6 +50,18 @@ _CH = factor_challenges.c
 _U = users.c
 _PASSKEY_BY_CREDENTIAL = select(passkeys).where(_P.credential_id == bindparam("cid"))
 _TOTP_OF = select(totp_factors).where(_T.user_id == bindparam("uid"))
+# (passkeys, enabled TOTP, unused recovery codes) of an account, built once
+_FACTOR_SUMMARY = select(
+    select(func.count()).where(_P.user_id == bindparam("uid")).scalar_subquery().label("keys"),
+    select(func.count())
+    .where(_T.user_id == bindparam("uid"), _T.enabled_at.is_not(None))
+    .scalar_subquery()
+    .label("totp"),
+    select(func.count())
+    .where(_RC.user_id == bindparam("uid"), _RC.used_at.is_(None))
+    .scalar_subquery()
+    .label("codes"),
+)
 
 
 def _other_factor(
@@ -108,19 +118,8 @@ class SqlFactors(SqlBase):
     async def factor_summary(self, user_id: str) -> tuple[int, bool, int]:
         """(passkeys, TOTP on, unused recovery codes) of an account, in one read (every
         email sign-in and every approval asks)."""
-        keys = select(func.count()).where(_P.user_id == user_id).scalar_subquery()
-        totp = (
-            select(func.count())
-            .where(_T.user_id == user_id, _T.enabled_at.is_not(None))
-            .scalar_subquery()
-        )
-        codes = (
-            select(func.count())
-            .where(_RC.user_id == user_id, _RC.used_at.is_(None))
-            .scalar_subquery()
-        )
-        async with self.engine.connect() as conn:
-            counts: list[Any] = list((await conn.execute(select(keys, totp, codes))).one())
+        row = await self._first(_FACTOR_SUMMARY, {"uid": user_id})
+        counts = list(row.values()) if row else [0, 0, 0]
         return int(counts[0]), bool(counts[1]), int(counts[2])
 
     @shielded

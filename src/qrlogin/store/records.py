@@ -14,6 +14,8 @@ class _Record:
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
         names = _field_names(cls)
+        if type(row) is dict and names.issuperset(row):  # a row of just this table's columns
+            return cls(**row)
         return cls(**{k: v for k, v in row.items() if k in names})
 
     def to_row(self) -> dict[str, Any]:

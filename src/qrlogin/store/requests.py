@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, or_, select, update
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
 from qrlogin.store.base import SqlBase, insert_rows, shielded
@@ -42,7 +42,8 @@ def _transition_statement(
     sources = [s.value for s in TRANSITIONS[action].sources]
     conds = [
         _LR.id == bindparam("w_id"),
-        _LR.status.in_(sources),
+        # equalities, not IN: an IN list is expanded per execution, these compile once
+        or_(*(_LR.status == source for source in sources)),
         _LR.expires_at > bindparam("w_now"),
     ]
     for name, is_none in expect_shape:
@@ -167,7 +168,7 @@ class SqlLoginRequests(SqlBase):
         params = {"w_id": request_id, "w_now": now}
         params.update({f"v_{k}": v for k, v in values.items()})
         params.update({f"e_{k}": v for k, v in expect.items() if v is not None})
-        row = (await conn.execute(stmt, params)).mappings().first()
+        row = await self._first_in(conn, stmt, params)
         return LoginRequest.from_mapping(row) if row else None
 
     @shielded

@@ -47,6 +47,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Update,
     create_engine,
     event,
     insert,
@@ -67,9 +68,9 @@ BUSY_RETRY = (0.0002, 0.002)  # a writer's first and longest pause between tries
 class LoopConnection:
     """A SQLAlchemy connection whose statements run at once on the calling thread."""
 
-    def __init__(self, conn: Connection, plans: _InsertPlans | None = None) -> None:
+    def __init__(self, conn: Connection, engine: SqliteEngine | None = None) -> None:
         self._conn = conn
-        self._plans = plans
+        self._engine = engine  # inside ``begin()``: the engine whose prebuilt SQL it runs
 
     def insert(self, table: Table, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
         """``INSERT`` rows of plain values (strings, numbers, booleans, ``None``) straight
@@ -79,7 +80,7 @@ class LoopConnection:
         batch: list[Mapping[str, Any]] = [rows] if isinstance(rows, Mapping) else list(rows)
         if not batch:
             return
-        plan = self._plans.plan(table, batch[0]) if self._plans is not None else None
+        plan = self._engine.inserts.plan(table, batch[0]) if self._engine is not None else None
         if plan is None:
             self._conn.execute(insert(table), batch)
             return
@@ -95,6 +96,13 @@ class LoopConnection:
         except sqlite3.Error as exc:
             # as SQLAlchemy raises it (IntegrityError, OperationalError …), for the callers
             raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
+
+    def first(self, stmt: Select[Any] | Update, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row of a prebuilt ``SELECT`` or ``UPDATE … RETURNING`` in the caller's
+        transaction, straight through ``sqlite3`` (``SqliteEngine.first_row`` says why)."""
+        raw = self._conn.connection.dbapi_connection
+        assert raw is not None and self._engine is not None
+        return self._engine.run_first(raw, stmt, params)
 
     @property
     def dialect(self) -> Dialect:
@@ -121,10 +129,10 @@ class _InsertPlans:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._plans: dict[tuple[Table, frozenset[str]], tuple[str, list[str]] | None] = {}
+        self._plans: dict[tuple[int, tuple[str, ...]], tuple[str, list[str]] | None] = {}
 
     def plan(self, table: Table, row: Mapping[str, Any]) -> tuple[str, list[str]] | None:
-        key = (table, frozenset(row))
+        key = (id(table), tuple(row))  # tables live as long as the process
         try:
             return self._plans[key]
         except KeyError:
@@ -192,12 +200,12 @@ class SqliteEngine:
         self._writer: Connection | None = None
         self._reader: Connection | None = None
         self._batch: _Batch | None = None
-        self._inserts = _InsertPlans(self.dialect)
+        self.inserts = _InsertPlans(self.dialect)
         self._opening = asyncio.Lock()  # one caller at a time waits for another process
         self._bodies = asyncio.Lock()
         # prebuilt statements compiled to SQL: id → (statement, (sql, names, values, columns))
         self._statements: dict[
-            int, tuple[Select[Any], tuple[str, list[str], dict[str, Any], list[str]]]
+            int, tuple[Select[Any] | Update, tuple[str, list[str], dict[str, Any], list[str]]]
         ] = {}
 
     @property
@@ -252,7 +260,7 @@ class SqliteEngine:
             raw.execute("SAVEPOINT w")
             batch.inside += 1
             try:
-                yield LoopConnection(conn, self._inserts)
+                yield LoopConnection(conn, self)
             except BaseException:
                 raw.execute("ROLLBACK TO w")
                 raw.execute("RELEASE w")
@@ -335,30 +343,41 @@ class SqliteEngine:
         SQLAlchemy's execution context and result machinery, which cost about 110 µs of the
         125 µs of a read by primary key. Only for statements whose columns need no type
         conversion (strings and numbers), which ``_compiled`` checks."""
-        sql, names, fixed, columns = self._compiled(stmt)
-        args = [params[n] if n in params else fixed[n] for n in names]
         raw = self._reader_conn().connection.dbapi_connection
         assert raw is not None
-        row = raw.execute(sql, args).fetchone()
+        return self.run_first(raw, stmt, params)
+
+    def run_first(
+        self, raw: Any, stmt: Select[Any] | Update, params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        sql, names, fixed, columns = self._compiled(stmt)
+        args = [params[n] if n in params else fixed[n] for n in names]
+        try:
+            row = raw.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
         return None if row is None else dict(zip(columns, row, strict=True))
 
-    def _compiled(self, stmt: Select[Any]) -> tuple[str, list[str], dict[str, Any], list[str]]:
+    def _compiled(
+        self, stmt: Select[Any] | Update
+    ) -> tuple[str, list[str], dict[str, Any], list[str]]:
         hit = self._statements.get(id(stmt))
         if hit is not None and hit[0] is stmt:
             return hit[1]
         compiled = stmt.compile(dialect=self.dialect)
-        for column in stmt.selected_columns:
-            if not isinstance(column.type, String | Integer | Float):
-                raise TypeError(f"{column} needs type conversion: read it through connect()")
+        if isinstance(stmt, Select):
+            columns = [(c.name, c.type) for c in stmt.selected_columns]
+        else:
+            columns = [(d["name"], d["type"]) for d in stmt.returning_column_descriptions]
+            if not columns:
+                raise TypeError("an UPDATE run here must return its row (RETURNING)")
+        for name, type_ in columns:
+            if not isinstance(type_, String | Integer | Float):
+                raise TypeError(f"{name} needs type conversion: run it through SQLAlchemy")
         names = list(compiled.positiontup or [])
         if "POSTCOMPILE" in compiled.string:
             raise TypeError("expanding parameters (IN lists) are not supported here")
-        plan = (
-            compiled.string,
-            names,
-            dict(compiled.params),
-            [c.name for c in stmt.selected_columns],
-        )
+        plan = (compiled.string, names, dict(compiled.params), [name for name, _ in columns])
         self._statements[id(stmt)] = (stmt, plan)
         return plan
 
