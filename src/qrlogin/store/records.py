@@ -14,8 +14,13 @@ class _Record:
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
         names = _field_names(cls)
-        if type(row) is dict and names.issuperset(row):  # a row of just this table's columns
-            return cls(**row)
+        if type(row) is dict and len(row) == len(names) and names.issuperset(row):
+            # a row of exactly the record's columns: set them as they are, without the frozen
+            # dataclass ``__init__``, which sets each of up to 28 fields through
+            # ``object.__setattr__`` (the store's raw rows, store/sqlite.py)
+            record = cls.__new__(cls)
+            record.__dict__.update(row)
+            return record
         return cls(**{k: v for k, v in row.items() if k in names})
 
     def to_row(self) -> dict[str, Any]:

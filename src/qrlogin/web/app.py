@@ -40,12 +40,11 @@ from qrlogin.web import (
     operations,
     pages,
 )
-from qrlogin.web.errors import LastResort, error_response, record_failure
+from qrlogin.web.errors import error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
-from qrlogin.web.middleware import RequestLog
+from qrlogin.web.middleware import Edge
 from qrlogin.web.responses import allowed_methods, openapi_schema
 from qrlogin.web.schemas import ErrorBody
-from qrlogin.web.security import SecurityHeaders
 
 log = logging.getLogger("qrlogin.web")
 # what a browser is shown for an address or method nothing serves (the API keeps JSON)
@@ -180,7 +179,7 @@ def create_app(
         return error_response(failed)
 
     # a database error or a database or mail server out of reach is a 503 (web/errors.py);
-    # anything else is LastResort's 500, below
+    # anything else is the 500 of the Edge middleware (web/middleware.py)
     for failure in (SQLAlchemyError, OSError):
         app.add_exception_handler(failure, _failure)
 
@@ -233,8 +232,5 @@ def create_app(
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # innermost first: LastResort answers inside the two others (web/errors.py says why)
-    app.add_middleware(LastResort, metrics=services.metrics)
-    app.add_middleware(SecurityHeaders, https=settings.https)
-    app.add_middleware(RequestLog)
+    app.add_middleware(Edge, https=settings.https, metrics=services.metrics)
     return app

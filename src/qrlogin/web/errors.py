@@ -10,7 +10,6 @@ import logging
 
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qrlogin.core.errors import QrLoginError, ServiceUnavailable
 from qrlogin.logs import redact_path
@@ -47,36 +46,3 @@ def record_failure(metrics: Metrics, exc: Exception, method: str, path: str) -> 
         return ServiceUnavailable()
     log.error("unexpected error on %s", where, exc_info=exc)
     return QrLoginError()
-
-
-class LastResort:
-    """Answers an exception no handler took with the 500 of ``record_failure``, *inside* the
-    middlewares, so that reply carries the security headers and ``X-Request-Id`` and gets its
-    access-log line like every other, and the traceback is logged once.
-
-    (Starlette's own last resort, ``ServerErrorMiddleware``, sits outside every middleware:
-    its reply had neither, and it re-raised to the server, which logged the traceback again.)
-    A failure after the response has started cannot be answered any more: it is logged once
-    and the connection closes with the response cut short."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_watched)
-        except Exception as exc:
-            failed = record_failure(self.metrics, exc, scope["method"], scope["path"])
-            if not started:
-                await error_response(failed)(scope, receive, send)

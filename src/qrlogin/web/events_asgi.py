@@ -96,7 +96,7 @@ class RequesterEvents:
 
     Authenticates like the route (``Authorization: Bearer <secret>``, else the requester
     cookie), answers refusals and failures with the same bodies, and adds what
-    ``SecurityHeaders`` and ``RequestLog`` add, so from outside it is the route."""
+    the ``Edge`` middleware adds, so from outside it is the route."""
 
     def __init__(self, services: Services, cookie_name: str) -> None:
         self.services = services
@@ -128,7 +128,7 @@ class RequesterEvents:
             else:
                 response = requester_stream(svc, rec, self.render)
                 del rec  # the response hands it on to its watch: a waiting stream keeps none
-            # what the stack's middlewares add, in their order (SecurityHeaders is inside)
+            # what the Edge middleware adds, in its order
             headers = MutableHeaders(raw=response.raw_headers)
             add_security_headers(headers, https=svc.settings.https)
             log_response(scope, response.status_code, headers, rid, started)

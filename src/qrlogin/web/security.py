@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qrlogin.config import CookieNames
 from qrlogin.core.errors import CsrfFailed
@@ -115,23 +114,3 @@ def add_security_headers(headers: MutableHeaders, *, https: bool) -> None:
     for name, value in _HSTS + _POLICIES if https else _POLICIES:
         if name not in present:
             raw.append((name, value))
-
-
-class SecurityHeaders:
-    """Adds CSP, frame and referrer policies (and HSTS over https) to every response."""
-
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
-        self.app = app
-        self.https = https
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                add_security_headers(MutableHeaders(scope=message), https=self.https)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
