@@ -496,3 +496,99 @@ def test_an_update_without_returning_is_refused_by_the_straight_path(
 ) -> None:
     with pytest.raises(TypeError, match="RETURNING"):
         engine.first_row(_BUMP, {"cid": 1})  # type: ignore[arg-type]
+
+
+HOLD_TURN = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("holding", flush=True)
+    sys.stdin.readline()  # until told to let go
+    """
+)
+
+
+def _hold_turn(path: str) -> subprocess.Popen[str]:
+    """Another process holding the writer turn of ``path`` until a line on its stdin."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_TURN, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def _turn_is_free(path: str) -> bool:
+    """Whether another process can take the writer turn of ``path`` right now."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n    print('taken')\nelse:\n    print('free')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, path], capture_output=True, text=True, timeout=30
+    )
+    return out.stdout.strip() == "free"
+
+
+def _let_go(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    proc.wait(timeout=10)
+
+
+async def test_a_writer_waits_for_another_processs_turn_without_stopping_the_loop(
+    engine: SqliteEngine,
+) -> None:
+    """While another process holds the writer turn, a write waits (it neither fails nor
+    commits), the event loop keeps running meanwhile, and the write lands once the turn is
+    given back."""
+    assert engine.turn is not None
+    holder = _hold_turn(engine.turn.path)
+    try:
+
+        async def write() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(insert(items), {"id": 1, "name": "after the turn"})
+
+        task = asyncio.create_task(write())
+        ticks = 0
+        for _ in range(20):  # the loop goes on: other coroutines run while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not task.done() and await count(engine) == 0
+    finally:
+        _let_go(holder)
+    await asyncio.wait_for(task, 10)
+    assert await count(engine) == 1
+
+
+async def test_a_writer_cancelled_while_waiting_for_its_turn_does_not_keep_it(
+    engine: SqliteEngine,
+) -> None:
+    """A write cancelled while it waits for the turn leaves nothing written, and the turn
+    its thread takes afterwards is handed straight back: another process can take it, and
+    the next write of this engine goes through."""
+    assert engine.turn is not None
+    holder = _hold_turn(engine.turn.path)
+
+    async def write(item: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(items), {"id": item, "name": "x"})
+
+    task = asyncio.create_task(write(1))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    _let_go(holder)
+    await asyncio.sleep(0.2)  # the waiting thread wakes, takes the turn and gives it back
+    assert _turn_is_free(engine.turn.path)
+    await asyncio.wait_for(write(2), 10)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(items.c.id))).scalars().all() == [2]

@@ -422,7 +422,7 @@ async def test_phone_pages_are_live_the_approver_stream_is_for_its_claimer_only(
 
     assert mine.status_code == 200
     assert mine.headers["content-type"].startswith("text/event-stream")
-    assert 'event: state\nid: ' in mine.text
+    assert "event: state\nid: " in mine.text
     assert '"status":"consumed","reason":null' in mine.text
     assert theirs.status_code == 404
     assert nobody.status_code == 401

@@ -154,7 +154,7 @@ async def test_first_run_dead_end_the_approval_survives_signing_in_past_a_rotati
     approval, _ = await page(client, resumed.headers["location"])
     assert 'id="approve"' in approval.text
     assert (await requester.current())["status"] == "scanned"
-    assert "qrl_hold" in set_cookies(resumed) and 'Max-Age=0' in set_cookies(resumed)["qrl_hold"]
+    assert "qrl_hold" in set_cookies(resumed) and "Max-Age=0" in set_cookies(resumed)["qrl_hold"]
 
 
 async def test_approval_page_shows_the_requester_with_approve_and_deny(site: Site) -> None:
@@ -837,5 +837,5 @@ async def test_the_link_result_shows_the_device_name_only_as_its_claim(site: Sit
     response = await approver.client.get(typed.headers["location"])
     html = response.text
     assert "\u202e" not in html
-    assert "It calls itself “<bdi id=\"req-device\">BankknaB approved ✅</bdi>”" in html
+    assert 'It calls itself “<bdi id="req-device">BankknaB approved ✅</bdi>”' in html
     assert html.index('id="req-browser"') < html.index('id="req-claim"')

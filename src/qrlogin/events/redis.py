@@ -58,7 +58,7 @@ class RedisBus(RemoteBus):
                 if message["type"] == "pmessage":
                     self.deliver(name[cut:])
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             await client.aclose()
 
     async def _send(self, channel: str, version: int) -> None:

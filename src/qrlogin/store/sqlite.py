@@ -32,9 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import (
@@ -175,6 +179,74 @@ def _sync_engine(url: str, *, writer: bool) -> Any:
     return engine
 
 
+class WriterTurn:
+    """Whose turn it is to write a database file, among the processes of one machine
+    (``qrlogin serve --workers N``): an exclusive ``flock`` on ``<file>-writer`` held from
+    ``BEGIN IMMEDIATE`` to ``COMMIT``.
+
+    SQLite's own write lock cannot be waited for without sleeping: a process that finds it
+    taken can only try again later, and retrying after a pause (0.2 to 2 ms) left each of
+    two workers idle half the time while the other committed. A process whose turn it is not
+    waits for this lock in a thread of its own, blocked in the kernel (without the GIL), and
+    is woken the moment the holder's COMMIT is done, while its event loop goes on serving
+    and gathering the next round's writers. Taking the lock when it is free costs one system
+    call and no thread. The lock orders qrlogin's processes only: SQLite's lock is still
+    what keeps the file consistent, and a writer that does not take this one (``qrlogin
+    migrate``, the ``sqlite3`` shell) is waited for as before."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+        self._waiter: ThreadPoolExecutor | None = None
+        self.held = False
+
+    def _file(self) -> int:
+        # a lock belongs to an open file: each process (a forked worker too) opens its own
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+            self._waiter = None
+        return self._fd
+
+    async def take(self) -> None:
+        fd = self._file()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if self._waiter is None:
+                self._waiter = ThreadPoolExecutor(1, thread_name_prefix="qrlogin-writer-turn")
+            loop = asyncio.get_running_loop()
+            waited = loop.run_in_executor(self._waiter, fcntl.flock, fd, fcntl.LOCK_EX)
+            try:
+                await asyncio.shield(waited)
+            except asyncio.CancelledError:
+                # the thread still takes the lock: hand it straight back when it has
+                waited.add_done_callback(partial(self._unlock_taken, fd))
+                raise
+        self.held = True
+
+    @staticmethod
+    def _unlock_taken(fd: int, taken: asyncio.Future[None]) -> None:
+        if not taken.cancelled() and taken.exception() is None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def give(self) -> None:
+        if self.held and self._fd is not None:
+            self.held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.give()
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+        if self._waiter is not None:
+            self._waiter.shutdown(wait=False)
+            self._waiter = None
+
+
 class _Batch:
     """The write transaction of one event-loop round, and the callers inside it."""
 
@@ -197,6 +269,7 @@ class SqliteEngine:
         in_memory = not database or database == ":memory:" or "mode=memory" in url
         # an in-memory database exists once per connection: reads must share the writer's
         self._reader_engine = self._writer_engine if in_memory else _sync_engine(url, writer=False)
+        self.turn = None if in_memory else WriterTurn(f"{database}-writer")
         self._writer: Connection | None = None
         self._reader: Connection | None = None
         self._batch: _Batch | None = None
@@ -301,17 +374,25 @@ class SqliteEngine:
                 conn.rollback()  # a read on a shared in-memory connection left SQLAlchemy's open
             raw = conn.connection.dbapi_connection
             assert raw is not None
+            if self.turn is not None:
+                await self.turn.take()  # another worker's round first, waited for in a thread
             pause, deadline = BUSY_RETRY[0], time.monotonic() + BUSY_TIMEOUT_MS / 1000
-            while True:
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    # another process writes: wait for it here, letting the loop run
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, BUSY_RETRY[1])
+            try:
+                while True:
+                    try:
+                        raw.execute("BEGIN IMMEDIATE")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        # a writer outside the turns (a migration, a shell): wait for it
+                        # here, letting the loop run
+                        if "locked" not in str(exc) or time.monotonic() > deadline:
+                            raise
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, BUSY_RETRY[1])
+            except BaseException:
+                if self.turn is not None:
+                    self.turn.give()
+                raise
             loop = asyncio.get_running_loop()
             batch = self._batch = _Batch(loop)
             loop.call_soon(self._commit, batch)
@@ -334,6 +415,8 @@ class SqliteEngine:
         else:
             batch.committed.set_result(None)
         finally:
+            if self.turn is not None:
+                self.turn.give()
             if conn.in_transaction():
                 conn.rollback()  # SQLAlchemy's bookkeeping of its autobegun transaction
 
@@ -386,5 +469,7 @@ class SqliteEngine:
             if conn is not None:
                 conn.close()
         self._reader = self._writer = None
+        if self.turn is not None:
+            self.turn.close()
         self._writer_engine.dispose()
         self._reader_engine.dispose()
