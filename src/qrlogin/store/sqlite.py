@@ -156,6 +156,23 @@ class _InsertPlans:
         return plan
 
 
+def _wal(cursor: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode. Switching a new file takes it whole, and a connection
+    that finds another one switching it or recovering its WAL index is told "database is
+    locked" at once, without SQLite's busy handler (two workers starting together on a new
+    data dir: one in three failed its start-up). Tried again for up to the busy timeout;
+    this runs as a connection is made, at start-up, where a short blocking pause is fine."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
+
+
 def _sync_engine(url: str, *, writer: bool) -> Any:
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
     # One connection per engine, made on first use and kept: the writer and the reader each
@@ -169,7 +186,7 @@ def _sync_engine(url: str, *, writer: bool) -> Any:
         # Take transaction control from the driver: ``begin()`` below says how they start.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         # the writer never sleeps the loop in SQLite's busy handler: ``_open_batch`` retries
         cursor.execute(f"PRAGMA busy_timeout={0 if writer else BUSY_TIMEOUT_MS}")
