@@ -156,7 +156,7 @@ class _InsertPlans:
         return plan
 
 
-def _wal(cursor: sqlite3.Cursor) -> None:
+def _wal(cursor: Any) -> None:
     """Put the file in WAL mode. Switching a new file takes it whole, and a connection
     that finds another one switching it or recovering its WAL index is told "database is
     locked" at once, without SQLite's busy handler (two workers starting together on a new
@@ -186,7 +186,7 @@ def _sync_engine(url: str, *, writer: bool) -> Any:
         # Take transaction control from the driver: ``begin()`` below says how they start.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        _wal(cursor)
+        _wal(cursor)  # a DBAPICursor: sqlite3 underneath
         cursor.execute("PRAGMA synchronous=FULL")
         # the writer never sleeps the loop in SQLite's busy handler: ``_open_batch`` retries
         cursor.execute(f"PRAGMA busy_timeout={0 if writer else BUSY_TIMEOUT_MS}")
