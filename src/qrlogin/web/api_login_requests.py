@@ -10,6 +10,7 @@ from qrlogin.handshake.watch import changes
 from qrlogin.store.records import LoginRequest
 from qrlogin.web import deps, qr
 from qrlogin.web.events_asgi import requester_stream
+from qrlogin.web.lean import hot
 from qrlogin.web.responses import (
     CSRF,
     INVALID_REQUEST,
@@ -60,6 +61,7 @@ def _cookie_write_check(request: Request) -> None:
     response_model=CreatedLoginRequest,
     responses=merge(refusal(400, INVALID_REQUEST), RATE_LIMITED),
 )
+@hot
 async def create_login_request(
     request: Request, response: Response, body: CreateLoginRequest | None = None
 ) -> CreatedLoginRequest:
@@ -129,6 +131,7 @@ async def login_request_events(request_id: str, request: Request) -> Response:
         refusal(410, "expired_token"),
     ),
 )
+@hot
 async def exchange_login_request(
     request_id: str, request: Request, body: ExchangeBody | None = None
 ) -> Response:

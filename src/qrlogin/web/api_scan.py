@@ -12,6 +12,7 @@ from qrlogin.handshake.views import ApproverState
 from qrlogin.handshake.watch import Watch
 from qrlogin.store.records import LoginRequest
 from qrlogin.web import deps
+from qrlogin.web.lean import hot
 from qrlogin.web.responses import CSRF, NOT_SIGNED_IN, RATE_LIMITED, event_stream, merge, refusal
 from qrlogin.web.schemas import DecisionOut, LinkBody, ScanOut
 from qrlogin.web.security import require_browser_header
@@ -46,6 +47,7 @@ def scan_body(request: Request, view: ApproverView) -> ScanOut:
 
 
 @router.get("/{handle}", response_model=ScanOut, responses=ERRORS)
+@hot
 async def scan(handle: str, request: Request) -> ScanOut:
     """What the approval screen shows. Marks the request scanned (idempotent) and tells the
     requester; it never approves by itself."""
@@ -96,6 +98,7 @@ async def _decide(request: Request, handle: str, approve: bool) -> DecisionOut:
 
 
 @router.post("/{handle}/approve", response_model=DecisionOut, responses=APPROVE)
+@hot
 async def approve(handle: str, request: Request) -> DecisionOut:
     """Approve. Under the ``code`` confirm policy the reply holds the confirm code to type on
     the requester. Any ids in the body are ignored: the approver is who its session says."""
@@ -103,6 +106,7 @@ async def approve(handle: str, request: Request) -> DecisionOut:
 
 
 @router.post("/{handle}/deny", response_model=DecisionOut, responses=DECIDE)
+@hot
 async def deny(handle: str, request: Request) -> DecisionOut:
     return await _decide(request, handle, False)
 
@@ -120,6 +124,7 @@ link_router = APIRouter(prefix="/api/v1", tags=["approver"])
         RATE_LIMITED,
     ),
 )
+@hot
 async def link(body: LinkBody, request: Request) -> ScanOut:
     """The approver types the user code a camera-less requester shows (RFC 8628 §3.3). The
     reply is the approval screen's data, handle included; approve or deny by that handle."""

@@ -42,6 +42,7 @@ from qrlogin.web import (
 )
 from qrlogin.web.errors import error_response, record_failure
 from qrlogin.web.events_asgi import RequesterEvents
+from qrlogin.web.lean import Lean, hot_routes
 from qrlogin.web.middleware import Edge
 from qrlogin.web.responses import allowed_methods, openapi_schema
 from qrlogin.web.schemas import ErrorBody
@@ -232,5 +233,11 @@ def create_app(
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    # the hot endpoints of a sign-in, served from their own routes without FastAPI's
+    # per-request layers (web/lean.py); inside Edge, so they get its headers and log line
+    hot = hot_routes(
+        [*api_login_requests.router.routes, *api_scan.router.routes, *api_scan.link_router.routes]
+    )
+    app.add_middleware(Lean, routes=hot)
     app.add_middleware(Edge, https=settings.https, metrics=services.metrics)
     return app
