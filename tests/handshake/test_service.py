@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
-from qrlogin.core.codes import derive_confirm_code
+from qrlogin.core.codes import derive_confirm_code, derive_user_code
 from qrlogin.core.errors import (
     AccessDenied,
     AlreadyUsed,
@@ -22,6 +23,7 @@ from qrlogin.core.errors import (
 )
 from qrlogin.core.machine import Status
 from qrlogin.core.tokens import HANDLE_TAG_LEN, derive_handle, handle_tag, sha256_hex
+from qrlogin.handshake import requester
 from qrlogin.handshake.service import Created
 from qrlogin.identity.device import Device
 
@@ -726,3 +728,32 @@ async def test_exchange_is_refused_when_the_approving_session_ended_unannounced(
     row = await world.row(created.request.id)
     assert (row.status, row.reason) == ("denied", "approver_signed_out")
     assert await world.sessions_of_request(created.request.id) == []
+
+
+async def test_a_taken_user_code_moves_creation_on_to_the_next_derived_code(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No read before the insert: when the first code derived for a new request is already
+    held by a pending one, the unique index refuses the insert and creation takes the next
+    derived code. The request is created once, with that code, and /link's lookup finds
+    each request by its own code."""
+    lr, store = world.lr, world.services.store
+    new = "lr_NewRequestNewRequest0"
+    first = derive_user_code(lr.key, new, 0, lr.user_code_format)
+    # another pending request already holds the code ``new``'s seq 0 derives
+    other = (await lr.create(DESKTOP)).request
+    holder = replace(
+        other,
+        id="lr_HolderHolderHolderHo",
+        handle_hash=sha256_hex("another handle"),
+        user_code_hmac=lr._user_code_hmac(first),
+    )
+    await store.insert_login_request(holder, None)
+    monkeypatch.setattr(requester, "new_id", lambda prefix: new)
+    created = (await lr.create(DESKTOP)).request
+    assert created.id == new and created.user_code_seq == 1
+    second = derive_user_code(lr.key, new, 1, lr.user_code_format)
+    assert lr.user_code(created) == second != first
+    now = world.clock.now()
+    assert await store.login_request_by_user_code(lr._user_code_hmac(first), now) == holder
+    assert await store.login_request_by_user_code(lr._user_code_hmac(second), now) == created

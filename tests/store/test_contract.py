@@ -17,6 +17,7 @@ import pytest
 
 from qrlogin.core.machine import LIVE, TERMINAL, TRANSITIONS, Action, Status
 from qrlogin.store import ports
+from qrlogin.store.ports import UserCodeTaken
 from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
 from qrlogin.store.sql import SqlStore
 
@@ -117,6 +118,42 @@ async def test_a_user_code_finds_only_a_pending_request_within_its_lifetime(
     assert pending.user_code_hmac and scanned.user_code_hmac
     assert await store.login_request_by_user_code(scanned.user_code_hmac, NOW) is None
     assert await store.login_request_by_user_code(pending.user_code_hmac, NOW + LIFETIME) is None
+
+
+async def test_a_user_code_held_by_a_pending_request_cannot_be_inserted_again(
+    store: SqlStore,
+) -> None:
+    """Two pending requests never share a user code: the second insert raises
+    ``UserCodeTaken`` and writes nothing, its audit row included. Once the holder is no
+    longer pending (scanned here), the code is free again."""
+    auditor = uid()
+    code = hash64()
+    holder = login_request(user_code_hmac=code)
+    await store.insert_login_request(holder, None)
+    second = login_request(user_code_hmac=code)
+    with pytest.raises(UserCodeTaken):
+        await store.insert_login_request(second, entry("request.created", auditor))
+    assert await store.get_login_request(second.id) is None
+    assert await store.activity(auditor) == []
+    assert await store.login_request_by_user_code(code, NOW) == holder
+    await store.transition(holder.id, Action.SCAN, NOW)
+    await store.insert_login_request(second, None)
+    assert await store.login_request_by_user_code(code, NOW) == second
+
+
+async def test_racing_inserts_of_one_user_code_leave_exactly_one_holder(store: SqlStore) -> None:
+    """Twenty concurrent inserts of pending requests with the same code: one wins, the
+    other nineteen are told the code is taken."""
+    code = hash64()
+
+    async def insert(_: int) -> bool:
+        try:
+            await store.insert_login_request(login_request(user_code_hmac=code), None)
+        except UserCodeTaken:
+            return False
+        return True
+
+    assert sorted(await race(20, insert)) == [False] * 19 + [True]
 
 
 async def test_count_pending_by_ip_counts_live_pending_requests_of_that_ip_up_to_the_bound(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qrlogin.core import codes
 from qrlogin.core.device_names import clean_device_name
 from qrlogin.core.errors import (
@@ -27,6 +29,7 @@ from qrlogin.handshake.views import LoginRequestState
 from qrlogin.identity.device import Device
 from qrlogin.identity.ports import SessionGrant, StartedSession, StoredSessionStarter
 from qrlogin.limiter import UNLIMITED
+from qrlogin.store.ports import UserCodeTaken
 from qrlogin.store.records import AuditEntry, LoginRequest
 
 
@@ -52,15 +55,7 @@ class RequesterFlows(LoginRequestsBase):
             )
         request_id = new_id("lr")
         secret = new_secret()
-        seq = 0
-        # user codes are unique among live requests: move on to the next derived code when
-        # one is taken (rare with 10^6 codes; bounded so a full space fails loudly)
-        for seq in range(20):
-            code = codes.derive_user_code(self.key, request_id, seq, self.user_code_format)
-            if await self.store.login_request_by_user_code(self._user_code_hmac(code), now) is None:
-                break
-        else:
-            raise QrLoginError("Too many sign-ins are waiting right now. Try again in a minute.")
+        first = codes.derive_user_code(self.key, request_id, 0, self.user_code_format)
         rec = LoginRequest(
             id=request_id,
             secret_hash=sha256_hex(secret),
@@ -75,15 +70,26 @@ class RequesterFlows(LoginRequestsBase):
             user_agent=device.user_agent[:500],
             ip=device.ip[:64],
             ip_key=ip_key[:64],
-            user_code_hmac=self._user_code_hmac(code),
-            user_code_seq=seq,
+            user_code_hmac=self._user_code_hmac(first),
+            user_code_seq=0,
             client_id=client_id,
             scope=scope,
         )
-        await self.store.insert_login_request(
-            rec, self._entry("request.created", rec, device=device)
-        )
-        return Created(rec, secret)
+        # user codes are unique among pending requests (a unique index, no read first):
+        # when the insert finds the code taken, the next derived one (rare with 10^6 codes;
+        # bounded, so that a full space fails loudly)
+        for seq in range(20):
+            if seq:
+                code = codes.derive_user_code(self.key, request_id, seq, self.user_code_format)
+                rec = replace(rec, user_code_hmac=self._user_code_hmac(code), user_code_seq=seq)
+            try:
+                await self.store.insert_login_request(
+                    rec, self._entry("request.created", rec, device=device)
+                )
+            except UserCodeTaken:
+                continue
+            return Created(rec, secret)
+        raise QrLoginError("Too many sign-ins are waiting right now. Try again in a minute.")
 
     async def for_requester(self, request_id: str, secret: str | None) -> LoginRequest:
         """The request if ``secret`` is its requester secret. Unknown ids, missing and wrong

@@ -35,10 +35,16 @@ from qrlogin.store.records import (
 AuditFor = Callable[[LoginRequest], AuditEntry | None]
 
 
+class UserCodeTaken(Exception):
+    """``insert_login_request``: another pending request holds this user code (a unique
+    index keeps the user codes of pending requests apart); nothing was written."""
+
+
 class LoginRequestStore(Protocol):
     """Login requests, for the handshake."""
 
-    async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None: ...
+    async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
+        """Raises ``UserCodeTaken`` when another pending request has ``rec``'s user code."""
 
     async def get_login_request(self, request_id: str) -> LoginRequest | None: ...
 

@@ -9,12 +9,24 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 
 from qrlogin.core.machine import LIVE, TRANSITIONS, Action, Status
 from qrlogin.store.base import SqlBase, insert_rows, shielded
 from qrlogin.store.engine import Conn
-from qrlogin.store.ports import AuditFor
+from qrlogin.store.ports import AuditFor, UserCodeTaken
 from qrlogin.store.records import AuditEntry, LoginRequest, NewSessionRows
 from qrlogin.store.tables import login_requests
 
@@ -27,8 +39,12 @@ _BY_HOLD = select(login_requests).where(_LR.hold_hash == bindparam("hold"))
 _BY_USER_CODE = select(login_requests).where(
     _LR.user_code_hmac == bindparam("code"),
     _LR.expires_at > bindparam("now"),
-    _LR.status == Status.PENDING.value,
+    # a literal, so that both databases see the read fits the partial index of the codes
+    # of pending requests (tables.py); a bound value could be any status
+    _LR.status == literal_column(f"'{Status.PENDING.value}'"),
 )
+# what a database names when an insert breaks that index
+_USER_CODE_INDEX = ("ux_login_requests_pending_user_code", "login_requests.user_code_hmac")
 
 
 @functools.cache
@@ -63,9 +79,14 @@ class SqlLoginRequests(SqlBase):
 
     @shielded
     async def insert_login_request(self, rec: LoginRequest, audit: AuditEntry | None) -> None:
-        async with self._write() as conn:
-            await insert_rows(conn, login_requests, rec.to_row())
-            await self._audit(conn, [audit])
+        try:
+            async with self._write() as conn:
+                await insert_rows(conn, login_requests, rec.to_row())
+                await self._audit(conn, [audit])
+        except IntegrityError as exc:
+            if any(name in str(exc.orig) for name in _USER_CODE_INDEX):
+                raise UserCodeTaken() from exc
+            raise
 
     @shielded
     async def get_login_request(self, request_id: str) -> LoginRequest | None:

@@ -6,7 +6,7 @@ Secrets and tokens appear only as SHA-256 (``*_hash``), typed codes only as HMAC
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -71,7 +71,15 @@ login_requests = Table(
     # a device grant (RFC 8628): the OAuth client that asked, and the scope it asked for
     Column("client_id", String(ID), nullable=True),
     Column("scope", String(200), nullable=True),
-    Index("ix_login_requests_user_code_hmac", "user_code_hmac"),
+    # user codes are unique among pending requests: the insert of a taken one fails and
+    # the creator moves on to the next code (no read first); /link finds a code through it
+    Index(
+        "ux_login_requests_pending_user_code",
+        "user_code_hmac",
+        unique=True,
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
     Index("ix_login_requests_secret_hash", "secret_hash"),  # the device code finds it
     Index("ix_login_requests_expires_at", "expires_at"),
     Index("ix_login_requests_approver_session_id", "approver_session_id"),
