@@ -126,7 +126,9 @@ def measure_waiting(run: Run) -> None:
     for n in plan.waiting_ns:
         approvals = plan.approvals[n]
         log(f"qrlogin: {n} requesters waiting on SSE, {approvals} approvals at {plan.rate}/s")
-        server = procs.start_qrlogin(RESULTS)
+        # one connection per waiting requester: the default cap (QRLOGIN_MAX_CONNECTIONS,
+        # 4,096 a process) would turn most of 10,000 away with 503 server_busy
+        server = procs.start_qrlogin(RESULTS, settings={"MAX_CONNECTIONS": str(n + 1024)})
         spy_out = RESULTS / f"profile-qrlogin-approvals-{n}.txt"
         try:
             res = asyncio.run(
