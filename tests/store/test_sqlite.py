@@ -592,3 +592,38 @@ async def test_a_writer_cancelled_while_waiting_for_its_turn_does_not_keep_it(
     await asyncio.wait_for(write(2), 10)
     async with engine.connect() as conn:
         assert (await conn.execute(select(items.c.id))).scalars().all() == [2]
+
+
+async def test_writers_that_come_while_another_process_writes_share_one_commit(
+    engine: SqliteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process has its turn, the writers that come meanwhile all wait with the
+    round's first writer and then go into one transaction together: one COMMIT for all 50
+    (they used to queue on a lock, be woken one per round, and each take a turn and a commit
+    of its own), with every write there afterwards."""
+    assert engine.turn is not None
+    commits = 0
+    commit = SqliteEngine._commit
+
+    def counting(self: SqliteEngine, batch: object) -> None:
+        nonlocal commits
+        if self._batch is batch:  # not a deferral
+            commits += 1
+        commit(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqliteEngine, "_commit", counting)
+    holder = _hold_turn(engine.turn.path)
+
+    async def write(item: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(items), {"id": item, "name": f"w{item}"})
+
+    try:
+        tasks = [asyncio.create_task(write(i)) for i in range(50)]
+        await asyncio.sleep(0.1)
+        assert not any(t.done() for t in tasks)
+    finally:
+        _let_go(holder)
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert commits == 1
+    assert await count(engine) == 50

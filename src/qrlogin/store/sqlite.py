@@ -267,12 +267,30 @@ class WriterTurn:
 class _Batch:
     """The write transaction of one event-loop round, and the callers inside it."""
 
-    __slots__ = ("committed", "deferred", "inside")
+    __slots__ = ("committed", "deferred", "inside", "waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.committed: asyncio.Future[None] = loop.create_future()
         self.inside = 0  # callers between their SAVEPOINT and its RELEASE
         self.deferred = False  # the COMMIT waits for them
+        # writers that came while it was being opened (another process's turn): one future
+        # each, so that a writer cancelled meanwhile cancels nobody else's wait
+        self.waiting: list[asyncio.Future[None]] = []
+
+
+async def _begin_immediate(raw: Any) -> None:
+    """``BEGIN IMMEDIATE``, retried while a writer outside the turns (a migration, a shell)
+    holds the file: waited for by awaiting, letting the loop run."""
+    pause, deadline = BUSY_RETRY[0], time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, BUSY_RETRY[1])
 
 
 class SqliteEngine:
@@ -289,7 +307,8 @@ class SqliteEngine:
         self.turn = None if in_memory else WriterTurn(f"{database}-writer")
         self._writer: Connection | None = None
         self._reader: Connection | None = None
-        self._batch: _Batch | None = None
+        self._batch: _Batch | None = None  # this round's open write transaction
+        self._opening_batch: _Batch | None = None  # the next one, while its writer waits
         self.inserts = _InsertPlans(self.dialect)
         self._opening = asyncio.Lock()  # one caller at a time waits for another process
         self._bodies = asyncio.Lock()
@@ -340,10 +359,16 @@ class SqliteEngine:
         round's first writer), released on success, rolled back to on error; then the
         round's ``COMMIT`` is awaited, so a caller that returns is durable. A failing
         ``COMMIT`` is raised to every caller of the round."""
+        batch = await self._joined()
         # bodies run one at a time (a body that does suspend keeps its read-modify-write
         # to itself); uncontended, taking the lock does not suspend
-        async with self._bodies:
-            batch = self._batch or await self._open_batch()
+        await self._bodies.acquire()
+        try:
+            if batch is not self._batch:
+                # it committed while a body that suspended held the lock: join the next one
+                # holding the lock (let go, this caller would queue behind every other
+                # waiter again, and each find its batch gone in turn)
+                batch = await self._joined()
             conn = self._writer_conn()
             raw = conn.connection.dbapi_connection
             assert raw is not None
@@ -362,7 +387,23 @@ class SqliteEngine:
                 if not batch.inside and batch.deferred:
                     batch.deferred = False
                     asyncio.get_running_loop().call_soon(self._commit, batch)
+        finally:
+            self._bodies.release()
         await asyncio.shield(batch.committed)
+
+    async def _joined(self) -> _Batch:
+        """This round's open batch. The round's first writer opens it; writers that come
+        while it waits for another process's turn wait with it, and are all woken ahead of
+        the COMMIT, so that they share it (waiting on a lock instead woke them one per
+        round, and each took a round and a turn of its own)."""
+        while self._batch is None:
+            opening = self._opening_batch
+            if opening is None:
+                return await self._open_batch()
+            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            opening.waiting.append(woken)
+            await woken  # opened, or failed to open: then this writer tries itself
+        return self._batch
 
     @contextlib.asynccontextmanager
     async def begin_alone(self) -> AsyncIterator[LoopConnection]:
@@ -383,37 +424,32 @@ class SqliteEngine:
                     conn.exec_driver_sql("PRAGMA busy_timeout=0")
 
     async def _open_batch(self) -> _Batch:
-        async with self._opening:
-            if self._batch is not None:  # opened while this caller waited
-                return self._batch
-            conn = self._writer_conn()
-            if conn.in_transaction():
-                conn.rollback()  # a read on a shared in-memory connection left SQLAlchemy's open
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            if self.turn is not None:
-                await self.turn.take()  # another worker's round first, waited for in a thread
-            pause, deadline = BUSY_RETRY[0], time.monotonic() + BUSY_TIMEOUT_MS / 1000
-            try:
-                while True:
-                    try:
-                        raw.execute("BEGIN IMMEDIATE")
-                        break
-                    except sqlite3.OperationalError as exc:
-                        # a writer outside the turns (a migration, a shell): wait for it
-                        # here, letting the loop run
-                        if "locked" not in str(exc) or time.monotonic() > deadline:
-                            raise
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, BUSY_RETRY[1])
-            except BaseException:
+        loop = asyncio.get_running_loop()
+        batch = self._opening_batch = _Batch(loop)
+        try:
+            async with self._opening:  # held by ``begin_alone`` while a migration runs
+                conn = self._writer_conn()
+                if conn.in_transaction():
+                    conn.rollback()  # a read on a shared in-memory connection left one open
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
                 if self.turn is not None:
-                    self.turn.give()
-                raise
-            loop = asyncio.get_running_loop()
-            batch = self._batch = _Batch(loop)
-            loop.call_soon(self._commit, batch)
-            return batch
+                    await self.turn.take()  # another worker's round first, waited for in a thread
+                try:
+                    await _begin_immediate(raw)
+                except BaseException:
+                    if self.turn is not None:
+                        self.turn.give()
+                    raise
+                self._batch = batch
+        finally:
+            self._opening_batch = None
+            # the writers that waited for it run their bodies next, then the COMMIT
+            for woken in batch.waiting:
+                if not woken.done():
+                    woken.set_result(None)
+        loop.call_soon(self._commit, batch)
+        return batch
 
     def _commit(self, batch: _Batch) -> None:
         if batch.inside:  # a caller is still between its statements: when it is done
