@@ -90,6 +90,7 @@ async def test_lean_replies_are_the_routes_replies(site: Site, served: list[str]
     approver = await site.sign_in()
     auth = {"authorization": f"Bearer {approver.token}"}
     cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/healthz", {}),
         ("POST", f"/api/v1/login-requests/{UNKNOWN_ID}/session", {"json": {}}),
         (
             "POST",

@@ -236,7 +236,12 @@ def create_app(
     # the hot endpoints of a sign-in, served from their own routes without FastAPI's
     # per-request layers (web/lean.py); inside Edge, so they get its headers and log line
     hot = hot_routes(
-        [*api_login_requests.router.routes, *api_scan.router.routes, *api_scan.link_router.routes]
+        [
+            *operations.router.routes,
+            *api_login_requests.router.routes,
+            *api_scan.router.routes,
+            *api_scan.link_router.routes,
+        ]
     )
     app.add_middleware(Lean, routes=hot)
     app.add_middleware(Edge, https=settings.https, metrics=services.metrics)

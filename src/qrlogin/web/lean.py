@@ -201,20 +201,30 @@ class Lean:
     def __init__(self, app: ASGIApp, *, routes: list[LeanRoute], prefix: str = "/api/") -> None:
         self.app = app
         self.prefix = prefix
+        # routes without path parameters by (method, path); the others tried in turn, for
+        # paths under ``prefix`` only
+        self.static: dict[tuple[str, str], LeanRoute] = {}
         self.by_method: dict[str, list[LeanRoute]] = {}
         for lean in routes:
-            if not lean.route.path.startswith(prefix):
-                raise ValueError(f"{lean.route.path}: lean routes live under {prefix}")
             for method in lean.methods:
-                self.by_method.setdefault(method, []).append(lean)
+                if not lean.path_params:
+                    self.static[(method, lean.route.path)] = lean
+                elif lean.route.path.startswith(prefix):
+                    self.by_method.setdefault(method, []).append(lean)
+                else:
+                    raise ValueError(
+                        f"{lean.route.path}: lean routes with parameters live under {prefix}"
+                    )
         self._handlers: dict[type[BaseException], Handler] | None = None
 
     def _match(self, scope: Scope) -> tuple[LeanRoute, dict[str, str]] | None:
-        candidates = self.by_method.get(scope["method"])
-        if candidates is None:
-            return None
+        method: str = scope["method"]
         path = _route_path(scope)
-        if not path.startswith(self.prefix):
+        static = self.static.get((method, path))
+        if static is not None:
+            return static, {}
+        candidates = self.by_method.get(method)
+        if candidates is None or not path.startswith(self.prefix):
             return None
         for lean in candidates:
             found = lean.regex.match(path)

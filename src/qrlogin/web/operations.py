@@ -11,12 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from qrlogin.core.machine import Status
 from qrlogin.web import deps
+from qrlogin.web.lean import hot
 from qrlogin.web.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health)
+@hot
 async def healthz() -> Health:
     """The process is alive (says nothing about its database or bus), and which it is."""
     return Health(worker=os.getpid())  # the worker's, after the fork
