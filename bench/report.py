@@ -21,6 +21,7 @@ TARGET_P99_MS = 10.0
 TARGET_KB = 16.0
 TARGET_RATIO = 1.0
 TARGET_SIGNINS = 1000.0
+TARGET_SIGNINS_BOX = 700.0  # issue 15: SQLite, two workers, one machine
 
 
 def _fmt(x: float | None, digits: int = 0) -> str:
@@ -213,8 +214,10 @@ def rows(run: Run) -> list[dict[str, Any]]:
             "sqlite-2w": "SQLite, `--workers 2` (+ Redis)",
         }[store]
         who = f"qrlogin, {label}, {count} instance{'s' if count != '1' else ''}"
-        target = "≥ 1,000/s" if store == "sqlite" else ""
-        ok = r.completed_ps >= TARGET_SIGNINS if store == "sqlite" else None
+        # issue 6 asked 1,000/s of one process; issue 15, 700/s of one box (two workers)
+        goal = {"sqlite": TARGET_SIGNINS, "sqlite-2w": TARGET_SIGNINS_BOX}.get(store)
+        target = f"≥ {goal:,.0f}/s" if goal else ""
+        ok = r.completed_ps >= goal if goal else None
         add(
             sec,
             "sign-ins/s; HTTP p50 / p99",
