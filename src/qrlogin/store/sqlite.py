@@ -12,9 +12,12 @@ plain ``sqlite3`` connections and runs statements in place on the event loop thr
   undone), and then awaits the one ``COMMIT`` before it returns. So 32 requests waiting on
   one round share one commit (and one fsync) instead of paying one each. A write
   transaction holds no ``await`` that suspends: no other coroutine runs, and no
-  cancellation lands, between its statements. When another process holds SQLite's write
-  lock (a second ``qrlogin serve`` worker, ``qrlogin migrate``), ``BEGIN IMMEDIATE`` is
-  retried by awaiting, never by sleeping the event loop in SQLite's busy handler;
+  cancellation lands, between its statements. The workers of ``qrlogin serve --workers N``
+  take turns to write the file (``WriterTurn``): a worker waits for its turn in a thread,
+  and the writers that come meanwhile wait with the round's first one and share its
+  transaction. A writer outside the turns (``qrlogin migrate``) is waited for by retrying
+  ``BEGIN IMMEDIATE`` while awaiting, never by sleeping the event loop in SQLite's busy
+  handler;
 - one **reader** in autocommit, used by ``connect()``: under WAL a read takes no lock and
   sees the last committed transaction.
 
