@@ -232,3 +232,56 @@ async def test_a_reply_outside_its_response_model_is_a_bug_not_a_reply() -> None
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         with pytest.raises(ValueError, match="outside its response model"):
             await client.post("/api/item")
+
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+FORM_TYPE = "application/x-www-form-urlencoded"
+FORM_POLL = {"grant_type": DEVICE_GRANT, "device_code": "made-up", "client_id": "nobody"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"],
+)
+async def test_an_urlencoded_token_poll_takes_the_lean_path_with_the_routes_reply(
+    site: Site, served: list[str], content_type: str
+) -> None:
+    """RFC 8628 polls and device authorizations are urlencoded forms: parsed by Starlette
+    and validated by FastAPI's own form handling on the lean path, with the reply the route
+    gives (here the refusal of an unknown client)."""
+    content = str(httpx.QueryParams(FORM_POLL)).encode()
+    headers = {"content-type": content_type}
+    for path in ("/oauth/token", "/oauth/device_authorization"):
+        served.clear()
+        a = await site.client().post(path, content=content, headers=headers)
+        assert served == [path]
+        b = await routes_only(site).post(path, content=content, headers=headers)
+        assert a.status_code == 401 and a.json()["error"] == "invalid_client"
+        same_reply(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kw", "lean"),
+    [
+        (
+            {"files": {"device_code": ("x.txt", b"made-up")}, "data": {"grant_type": DEVICE_GRANT}},
+            False,
+        ),
+        ({"data": FORM_POLL, "files": {"other": ("y.txt", b"y")}}, False),  # multipart
+        ({"json": FORM_POLL}, False),
+        ({"content": b""}, False),
+        # a form that parses takes the lean path, oddly encoded or not
+        ({"content": b"grant_type=%zz", "headers": {"content-type": FORM_TYPE}}, True),
+    ],
+)
+async def test_other_token_bodies_are_answered_as_fastapi_answers_them(
+    site: Site, served: list[str], kw: dict[str, Any], lean: bool
+) -> None:
+    """Multipart (files among the fields or not), JSON, an empty body: not for the lean
+    path; FastAPI answers them as it would have. Whichever path answers, the reply is the
+    FastAPI route's, byte for byte."""
+    a = await site.client().post("/oauth/token", **kw)
+    b = await routes_only(site).post("/oauth/token", **kw)
+    assert served == (["/oauth/token"] if lean else [])
+    assert a.status_code in (400, 401)
+    same_reply(a, b)

@@ -243,6 +243,8 @@ def create_app(
             *api_scan.link_router.routes,
         ]
     )
+    if services.oauth is not None:  # RFC 8628 creation and token polls, standalone only
+        hot += hot_routes(oauth_api.router.routes)
     app.add_middleware(Lean, routes=hot)
     app.add_middleware(Edge, https=settings.https, metrics=services.metrics)
     return app

@@ -5,11 +5,13 @@ A creation spent about 40 % of its time in the layers between the server and the
 function (issue 15): Starlette's exception middleware, the exit-stack middleware, the router
 trying route after route, the route's request/response wrapper, dependency solving and the
 response wrapper again. For the endpoints that every sign-in calls (``@hot`` below: create,
-scan, approve, deny, link, exchange) ``Lean``, a middleware just inside ``Edge``, does only
-what those endpoints need, with FastAPI's own parts where they matter:
+scan, approve, deny, link, exchange; RFC 8628's device authorization and token polls;
+``/healthz``) ``Lean``, a middleware just inside ``Edge``, does only what those endpoints
+need, with FastAPI's own parts where they matter:
 
 - the route is the ``APIRoute`` FastAPI registered: its path regex, its endpoint function,
-  its body field (validated with FastAPI's own ``ModelField.validate``), its response field
+  its body field (validated with FastAPI's own ``ModelField.validate``; an urlencoded form
+  parsed by Starlette and validated by FastAPI's ``request_body_to_args``), its response field
   (validated and dumped to JSON as FastAPI does), its status code. So the OpenAPI entry, the
   FastAPI route and the lean path are one declaration, and there is no second copy of a
   route to drift;
@@ -21,7 +23,8 @@ what those endpoints need, with FastAPI's own parts where they matter:
   request is FastAPI's, byte for byte.
 
 Only endpoints FastAPI would call with nothing but the request, the sub-response, path
-parameters and one JSON body qualify; ``Lean`` refuses any other at start-up.
+parameters and one JSON body or form fields qualify; ``Lean`` refuses any other at
+start-up.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any, TypeVar
 
 from fastapi import params
 from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.utils import request_body_to_args
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -45,6 +49,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 HOT = "__qrlogin_hot__"
 FALLBACK = object()  # the request goes to the FastAPI stack instead
+FORM = "application/x-www-form-urlencoded"
 
 
 def hot(endpoint: F) -> F:
@@ -80,6 +85,7 @@ class LeanRoute:
     __slots__ = (
         "body",
         "endpoint",
+        "form",
         "methods",
         "path_params",
         "regex",
@@ -97,8 +103,7 @@ class LeanRoute:
                 ("query parameters", dep.query_params),
                 ("header parameters", dep.header_params),
                 ("cookie parameters", dep.cookie_params),
-                ("several body fields", len(dep.body_params) > 1),
-                ("a form body", route.body_field is not None and _is_form(route)),
+                ("several body fields", len(dep.body_params) > 1 and not _is_form(route)),
                 ("background tasks", dep.background_tasks_param_name),
                 ("a sync endpoint", not _is_async(route.endpoint)),
                 ("a response class of its own", not _default_response_class(route)),
@@ -113,6 +118,7 @@ class LeanRoute:
         self.methods = frozenset(route.methods or ())
         self.endpoint: Callable[..., Awaitable[Any]] = route.endpoint
         self.body = route.body_field
+        self.form = _is_form(route)
         self.path_params = tuple(p.name for p in dep.path_params)
         self.request_param = dep.request_param_name
         self.response_param = dep.response_param_name
@@ -133,6 +139,24 @@ class LeanRoute:
             return FALLBACK
         value, errors = field.validate(decoded, {}, loc=("body",))
         return FALLBACK if errors else value
+
+    async def parse_form(self, request: Request) -> dict[str, Any] | object:
+        """A form route's arguments from an ``application/x-www-form-urlencoded`` body,
+        parsed by Starlette and validated by FastAPI's own ``request_body_to_args`` as its
+        route handler does, or ``FALLBACK`` (multipart and every other body, a form that
+        does not parse or validate). Starlette's urlencoded parser has no limits to apply,
+        so nothing here differs from the FastAPI path."""
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != FORM:
+            return FALLBACK
+        try:
+            form = await request.form()
+        except Exception:
+            return FALLBACK
+        values, errors = await request_body_to_args(
+            self.route.dependant.body_params, form, self.route._embed_body_fields
+        )
+        return FALLBACK if errors else values
 
     async def respond(self, request: Request, kwargs: dict[str, Any]) -> Response:
         """Call the endpoint and make its response as FastAPI's route handler does."""
@@ -260,13 +284,19 @@ class Lean:
                 raw = await request.body()
             except Exception as exc:  # as FastAPI: a body that cannot be read is a 400
                 raise HTTPException(400, "There was an error parsing the body") from exc
-            body = lean.parse_body(raw, request.headers.get("content-type"))
+            kwargs: dict[str, Any] = dict(params)
+            if lean.form:
+                form = await lean.parse_form(request) if raw else FALLBACK
+                if isinstance(form, dict):
+                    kwargs.update(form)
+                body: Any = form
+            else:
+                body = lean.parse_body(raw, request.headers.get("content-type"))
+                if lean.body is not None:
+                    kwargs[lean.body.name] = body
             if body is FALLBACK:
                 await self.app(scope, _replay(raw, receive), send)
                 return
-            kwargs: dict[str, Any] = dict(params)
-            if lean.body is not None:
-                kwargs[lean.body.name] = body
             response = await lean.respond(request, kwargs)
         except Exception as exc:
             handle = self.handler_for(scope, exc)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qrlogin.oauth.errors import OAuthError
 from qrlogin.oauth.provider import OpenIDProvider
 from qrlogin.web import deps
+from qrlogin.web.lean import hot
 from qrlogin.web.responses import Responses, merge
 
 router = APIRouter(tags=["openid"])
@@ -129,6 +130,7 @@ async def jwks(request: Request) -> dict[str, Any]:
     response_model_exclude_none=True,
     responses=merge(BAD_REQUEST, BAD_CLIENT),
 )
+@hot
 async def token(
     request: Request,
     grant_type: str | None = Form(None),
@@ -160,6 +162,7 @@ async def token(
         {429: {"description": "rate_limited: too many sign-ins started from this network"}},
     ),
 )
+@hot
 async def device_authorization(
     request: Request,
     client_id: str | None = Form(None),
