@@ -432,3 +432,25 @@ async def test_me_events_last_event_id_is_parsed_strictly(make_site: Any) -> Non
         assert f"event: hello\nid: {now_ms}\n" in response.text, raw
     response = await _me_events_reply(site, "1700000000000")
     assert "event: hello\nid: 1700000000000\n" in response.text
+
+
+async def test_a_device_linked_by_qr_is_mailed_about_with_its_own_and_the_approvers_names(
+    site: Site,
+) -> None:
+    """The new sign-in notice is written from the session the exchange just committed: it
+    names the new device (its browser and system), the device that approved it, how it was
+    linked and the new device's address; the approver's first sign-in by email got none."""
+    phone = await site.sign_in(user_agent=SAFARI_ON_IPHONE)
+    before = [m for m in site.outbox if m.to == phone.email and "New sign-in" in m.subject]
+    assert before == []
+    requester = await site.new_requester("api", user_agent=CHROME_ON_WINDOWS, ip="198.51.100.7")
+    await site.signed_in(requester, phone)
+    for _ in range(100):  # the notice goes out after the reply, without delaying it
+        notices = [m for m in site.outbox if m.to == phone.email and "New sign-in" in m.subject]
+        if notices:
+            break
+        await asyncio.sleep(0.01)
+    assert len(notices) == 1
+    text = notices[0].text
+    assert "Chrome on Windows" in text and "linked by QR" in text
+    assert "from Safari on iOS" in text and "(IP 198.51.100.7)" in text

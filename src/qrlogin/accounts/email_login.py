@@ -185,7 +185,7 @@ class EmailLogins:
             return None
         if browser_hash is not None:
             await self.store.remember_browser(user.email, browser_hash, self.clock.now())
-        await self.sessions.session_started(grant, started)
+        await self.sessions.session_started(grant, started, rows)
         return user, started
 
     async def verify_code(

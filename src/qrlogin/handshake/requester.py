@@ -194,7 +194,7 @@ class RequesterFlows(LoginRequestsBase):
             rows, started = await self.sessions.prepare_session(grant)
             new = await self.store.exchange(rec.id, now, values, expect, audit, rows)
             await self._won(rec.id, new, now)
-            await self.sessions.session_started(grant, started)
+            await self.sessions.session_started(grant, started, rows)
             return started
         # a host app's sessions: started once this call has won the consuming write
         new = await self.store.transition(

@@ -128,8 +128,11 @@ class StoredSessionStarter(SessionStarter, Protocol):
         """The rows to write and the reply they make; nothing is written yet."""
         ...
 
-    async def session_started(self, grant: SessionGrant, started: StartedSession) -> None:
-        """After the rows are committed: tell the user (live notice, mail)."""
+    async def session_started(
+        self, grant: SessionGrant, started: StartedSession, rows: NewSessionRows
+    ) -> None:
+        """After ``rows`` (from ``prepare_session``) are committed: tell the user (live
+        notice, mail)."""
         ...
 
 

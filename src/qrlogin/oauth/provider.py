@@ -442,7 +442,7 @@ class OpenIDProvider:
             if latest is not None and latest.used_at is not None:
                 await self._revoke_issued(latest, device)
             raise OAuthError("invalid_grant", "The code was used already or has expired.")
-        await self.sessions.announce(user.id, issued.session.id, None, mail=False)
+        await self.sessions.announce(user.id, issued.session, None, mail=False)
         return await self._token_reply(
             client,
             issued,

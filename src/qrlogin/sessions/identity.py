@@ -70,20 +70,20 @@ class BuiltinIdentity:
         issued, refresh = svc.with_refresh_token(IssuedSession(token, session, user))
         return NewSessionRows(session, refresh, audit), self.started(issued, browser=not grant.api)
 
-    async def session_started(self, grant: SessionGrant, started: StartedSession) -> None:
+    async def session_started(
+        self, grant: SessionGrant, started: StartedSession, rows: NewSessionRows
+    ) -> None:
         svc = self.sessions
         linked_from = None
         if grant.approver_session_id is not None:
             linked_from = await svc.store.get_session(grant.approver_session_id)
         # a device linked from another one is mailed about; a first sign-in by email is not
-        await svc.announce(
-            started.user_id, started.session_id, linked_from, mail=linked_from is not None
-        )
+        await svc.announce(started.user_id, rows.session, linked_from, mail=linked_from is not None)
 
     async def start_session(self, grant: SessionGrant) -> StartedSession:
         rows, started = await self.prepare_session(grant)
         await self.sessions.store.insert_session(rows.session, rows.audit, rows.refresh)
-        await self.session_started(grant, started)
+        await self.session_started(grant, started, rows)
         return started
 
     def started(self, issued: IssuedSession, *, browser: bool) -> StartedSession:

@@ -279,14 +279,15 @@ class SessionService:
         return f"{browser} on {system}"
 
     async def announce(
-        self, user_id: str, session_id: str, linked_from: Session | None, *, mail: bool
+        self, user_id: str, session: Session, linked_from: Session | None, *, mail: bool
     ) -> None:
-        """A new device signed in: wake the user's open pages (they show a notice) and, when
-        ``mail``, mail the user, without delaying the sign-in itself."""
+        """A new device signed in (``session``, just committed): wake the user's open pages
+        (they show a notice) and, when ``mail``, mail the user, without delaying the sign-in
+        itself."""
         await self.bus.publish(user_channel(user_id), 0)
         if not mail:
             return
-        task = asyncio.create_task(self._mail_notice(user_id, session_id, linked_from))
+        task = asyncio.create_task(self._mail_notice(user_id, session, linked_from))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -296,12 +297,11 @@ class SessionService:
         return f"New sign-in: {self.describe(session)}, linked {how}{source} at {when}"
 
     async def _mail_notice(
-        self, user_id: str, session_id: str, linked_from: Session | None
+        self, user_id: str, session: Session, linked_from: Session | None
     ) -> None:
         try:
-            session = await self.store.get_session(session_id)
             user = await self.store.get_user(user_id)
-            if session is None or user is None:
+            if user is None:
                 return
             when = datetime.fromtimestamp(session.created_at, UTC).strftime("%H:%M UTC")
             text = self.notice_text(session, linked_from, when)
