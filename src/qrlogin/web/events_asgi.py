@@ -35,22 +35,13 @@ from qrlogin.services import Services
 from qrlogin.store.records import LoginRequest
 from qrlogin.web.deps import requester_secret_in
 from qrlogin.web.errors import error_response, record_failure
-from qrlogin.web.middleware import log_response, request_id_of
+from qrlogin.web.middleware import log_response, request_id_of, route_path
 from qrlogin.web.security import add_security_headers
 from qrlogin.web.sse import HEARTBEAT, EventStreamResponse, sse_event
 
 ROUTE = "/api/v1/login-requests/{request_id}/events"
 PATH = re.compile(r"/api/v1/login-requests/([^/]+)/events")
 FIRST = b"retry: 2000\n"  # browsers reconnect 2 s after losing the stream
-
-
-def _route_path(scope: Scope) -> str:
-    """The path the routes see: under a ``root_path``, the part after it (as Starlette)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
-        return path[len(root) :]
-    return path
 
 
 def _state_event(svc: Services, rec: LoginRequest) -> bytes:
@@ -107,7 +98,7 @@ class RequesterEvents:
         """The request id, if this handler serves ``scope``."""
         if scope["type"] != "http" or scope["method"] != "GET":
             return None
-        found = PATH.fullmatch(_route_path(scope))
+        found = PATH.fullmatch(route_path(scope))
         return found.group(1) if found else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, lr_id: str) -> None:

@@ -45,6 +45,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qrlogin.web.middleware import route_path
+
 F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 HOT = "__qrlogin_hot__"
@@ -56,15 +58,6 @@ def hot(endpoint: F) -> F:
     """Mark a route's endpoint for the lean path (put it under the route decorator)."""
     setattr(endpoint, HOT, True)
     return endpoint
-
-
-def _route_path(scope: Scope) -> str:
-    """The path routes match: under a ``root_path``, the part after it (as Starlette)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
-        return path[len(root) :]
-    return path
 
 
 def _is_json(content_type: str) -> bool:
@@ -243,7 +236,7 @@ class Lean:
 
     def _match(self, scope: Scope) -> tuple[LeanRoute, dict[str, str]] | None:
         method: str = scope["method"]
-        path = _route_path(scope)
+        path = route_path(scope)
         static = self.static.get((method, path))
         if static is not None:
             return static, {}

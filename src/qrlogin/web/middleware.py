@@ -18,6 +18,15 @@ from qrlogin.web.security import add_security_headers
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
+def route_path(scope: Scope) -> str:
+    """The path routes match: under a ``root_path``, the part after it (as Starlette)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
 def request_id_of(scope: Scope) -> str:
     """The request's id: the one a proxy sent in ``X-Request-Id`` when it is sane, else new."""
     incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
