@@ -128,7 +128,7 @@ class LeanRoute:
             return FALLBACK
         try:
             decoded = json.loads(raw)
-        except ValueError:
+        except Exception:  # not JSON, not UTF-8, nested past the decoder's limit: FastAPI's
             return FALLBACK
         value, errors = field.validate(decoded, {}, loc=("body",))
         return FALLBACK if errors else value
