@@ -191,7 +191,7 @@ def _sync_engine(url: str, *, writer: bool) -> Any:
         cursor = dbapi_conn.cursor()
         _wal(cursor)  # a DBAPICursor: sqlite3 underneath
         cursor.execute("PRAGMA synchronous=FULL")
-        # the writer never sleeps the loop in SQLite's busy handler: ``_open_batch`` retries
+        # the writer never sleeps the loop in SQLite's busy handler: ``_begin_immediate`` retries
         cursor.execute(f"PRAGMA busy_timeout={0 if writer else BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -313,7 +313,7 @@ class SqliteEngine:
         self._batch: _Batch | None = None  # this round's open write transaction
         self._opening_batch: _Batch | None = None  # the next one, while its writer waits
         self.inserts = _InsertPlans(self.dialect)
-        self._opening = asyncio.Lock()  # one caller at a time waits for another process
+        self._opening = asyncio.Lock()  # a batch's opener, or ``begin_alone``, at a time
         self._bodies = asyncio.Lock()
         # prebuilt statements compiled to SQL: id → (statement, (sql, names, values, columns))
         self._statements: dict[

@@ -40,6 +40,7 @@ from fastapi import params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.utils import request_body_to_args
 from fastapi.routing import APIRoute
+from starlette.convertors import StringConvertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -98,7 +99,7 @@ class LeanRoute:
                 ("cookie parameters", dep.cookie_params),
                 ("several body fields", len(dep.body_params) > 1 and not _is_form(route)),
                 ("background tasks", dep.background_tasks_param_name),
-                ("a sync endpoint", not _is_async(route.endpoint)),
+                ("a sync endpoint", not inspect.iscoroutinefunction(route.endpoint)),
                 ("a response class of its own", not _default_response_class(route)),
                 ("a non-string path parameter", _typed_path_params(route)),
             )
@@ -190,18 +191,12 @@ def _is_form(route: APIRoute) -> bool:
     return route.body_field is not None and isinstance(route.body_field.field_info, params.Form)
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn)
-
-
 def _default_response_class(route: APIRoute) -> bool:
     return isinstance(route.response_class, DefaultPlaceholder)
 
 
 def _typed_path_params(route: APIRoute) -> bool:
-    return any(
-        conv.__class__.__name__ != "StringConvertor" for conv in route.param_convertors.values()
-    )
+    return any(not isinstance(c, StringConvertor) for c in route.param_convertors.values())
 
 
 def hot_routes(routes: Iterable[Any]) -> list[LeanRoute]:
